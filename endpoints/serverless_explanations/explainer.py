@@ -73,13 +73,15 @@ class TextClassifier(Protocol):
         ...
 
 
-def classify(classifier: TextClassifier, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict[str, Any]]:
+def classify(
+    classifier: TextClassifier, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+) -> list[dict[str, Any]]:
     """Label scores, best first, for each text."""
     encodings = [classifier.encode(text) for text in texts]
     probabilities = _predict_in_batches(classifier, [e.token_ids for e in encodings], batch_size)
     return [
         {"labels": _ranked_labels(classifier.labels, probs), "truncated": encoding.truncated}
-        for encoding, probs in zip(encodings, probabilities)
+        for encoding, probs in zip(encodings, probabilities, strict=True)
     ]
 
 
@@ -98,7 +100,7 @@ def explain(classifier: TextClassifier, text: str, batch_size: int = DEFAULT_BAT
     labels = list(classifier.labels)
 
     tokens = []
-    for position, probs in zip(occludable, occluded_probabilities):
+    for position, probs in zip(occludable, occluded_probabilities, strict=True):
         start, end = encoding.offsets[position]
         tokens.append(
             {
@@ -118,11 +120,13 @@ def explain(classifier: TextClassifier, text: str, batch_size: int = DEFAULT_BAT
 
 
 def _ranked_labels(labels: Sequence[str], probabilities: Sequence[float]) -> list[dict[str, Any]]:
-    ranked = sorted(zip(labels, probabilities), key=lambda pair: pair[1], reverse=True)
+    ranked = sorted(zip(labels, probabilities, strict=True), key=lambda pair: pair[1], reverse=True)
     return [{"label": label, "score": float(score)} for label, score in ranked]
 
 
-def _predict_in_batches(classifier: TextClassifier, sequences: Sequence[Sequence[int]], batch_size: int) -> list[list[float]]:
+def _predict_in_batches(
+    classifier: TextClassifier, sequences: Sequence[Sequence[int]], batch_size: int
+) -> list[list[float]]:
     # Bounded batches keep peak memory flat however long the text is.
     probabilities: list[list[float]] = []
     for start in range(0, len(sequences), batch_size):
@@ -186,7 +190,9 @@ class HuggingFaceClassifier:
     def __init__(self, tokenizer: Any, model: Any, max_tokens: int = DEFAULT_MAX_TOKENS):
         if not tokenizer.is_fast:
             # Attributions are reported as character spans, which only fast tokenizers provide.
-            raise ModelConfigurationError(f"{type(tokenizer).__name__} is not a fast tokenizer; character offsets need one.")
+            raise ModelConfigurationError(
+                f"{type(tokenizer).__name__} is not a fast tokenizer; character offsets need one."
+            )
         self._tokenizer = tokenizer
         self._model = model
         self._max_tokens = min(max_tokens, tokenizer.model_max_length)
@@ -214,7 +220,7 @@ class HuggingFaceClassifier:
         )
         offsets = [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
         special = [bool(flag) for flag in encoded["special_tokens_mask"]]
-        last_end = max((end for (_, end), is_special in zip(offsets, special) if not is_special), default=0)
+        last_end = max((end for (_, end), is_special in zip(offsets, special, strict=True) if not is_special), default=0)
         return Encoding(
             token_ids=list(encoded["input_ids"]),
             offsets=offsets,

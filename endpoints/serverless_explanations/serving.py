@@ -63,7 +63,7 @@ def parse_invocation(payload: Any, max_texts: int) -> tuple[list[str], bool, boo
     if not all(isinstance(text, str) and text.strip() for text in texts):
         raise BadRequest('Every entry of "inputs" must be a non-empty text.')
     if len(texts) > max_texts:
-        raise BadRequest(f'At most {max_texts} texts per request; got {len(texts)}.', status=413)
+        raise BadRequest(f"At most {max_texts} texts per request; got {len(texts)}.", status=413)
 
     parameters = payload.get("parameters", {})
     if not isinstance(parameters, dict):

@@ -178,7 +178,9 @@ def test_occlusion_batches_never_exceed_the_batch_size():
         ({"inputs": ["t"] * 65}, "application/json", 413, "At most 64 texts"),
     ],
 )
-def test_bad_requests_get_a_clear_json_error_and_do_not_load_the_model(client, loader, body, content_type, status, message):
+def test_bad_requests_get_a_clear_json_error_and_do_not_load_the_model(
+    client, loader, body, content_type, status, message
+):
     response = invoke(client, body, content_type=content_type)
 
     assert response.status_code == status
