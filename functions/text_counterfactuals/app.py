@@ -226,13 +226,20 @@ def _label_scores(result: Any) -> dict[str, float]:
     return scores
 
 
+def is_missing_endpoint(code: str, message: str) -> bool:
+    # InvokeEndpoint says "Endpoint NAME of account ID not found."; other
+    # SageMaker calls say "Could not find endpoint ...". Both are validation errors.
+    message = message.lower()
+    return code in ("ValidationException", "ValidationError") and (
+        "could not find endpoint" in message or ("endpoint" in message and "not found" in message)
+    )
+
+
 def endpoint_failure(endpoint_name: str, error: ClientError) -> HandlerError:
     """Translate a SageMaker runtime error into an answer the caller can act on."""
     code = error.response.get("Error", {}).get("Code", "")
     message = error.response.get("Error", {}).get("Message", "")
-    if (
-        code == "ValidationException" and "could not find endpoint" in message.lower()
-    ) or code == "ResourceNotFoundException":
+    if is_missing_endpoint(code, message):
         return HandlerError(
             502, "backend_missing", f"SageMaker endpoint {endpoint_name!r} does not exist; it may still be deploying."
         )

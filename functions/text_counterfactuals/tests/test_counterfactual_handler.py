@@ -240,8 +240,15 @@ def test_another_mask_token_is_sent_to_the_language_model(monkeypatch, sagemaker
     assert [c["text"] for c in answer["counterfactuals"]] == ["The movie was dull and fun."]
 
 
-def test_a_missing_endpoint_is_named(sagemaker):
-    expect_failure(sagemaker, "ValidationException", f'Could not find endpoint "{CLASSIFIER}".')
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("ValidationError", f"Endpoint {CLASSIFIER} of account 123456789012 not found."),  # InvokeEndpoint's wording
+        ("ValidationException", f'Could not find endpoint "{CLASSIFIER}".'),
+    ],
+)
+def test_a_missing_endpoint_is_named(sagemaker, code, message):
+    expect_failure(sagemaker, code, message)
 
     answer = app.handler({"text": TEXT}, None)
 
