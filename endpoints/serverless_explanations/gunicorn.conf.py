@@ -1,5 +1,6 @@
 """gunicorn settings for the SageMaker serving container (read by ./serve)."""
 
+import logging
 import os
 
 # SageMaker sends /ping and /invocations to port 8080 of the container.
@@ -13,15 +14,20 @@ worker_class = "gthread"
 workers = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"))
 threads = int(os.environ.get("SERVER_THREADS", "4"))
 
-# SageMaker gives up on an invocation after 60 s; a first request may include
-# downloading the model, so let the worker live that long.
+# SageMaker abandons an invocation after 60 s, so nothing is gained by waiting longer.
 timeout = int(os.environ.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
 graceful_timeout = 10
-keepalive = 75  # longer than SageMaker's idle connection reuse, avoids resets
+
+# gunicorn's runtime control socket is not needed here, and it would be
+# created under $HOME, which a SageMaker container may not be able to write.
+control_socket_disable = True
 
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+# The app's own log lines (model loading) go to stderr too, next to gunicorn's,
+# where SageMaker collects them into CloudWatch.
+logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
 
 
 def post_worker_init(worker):

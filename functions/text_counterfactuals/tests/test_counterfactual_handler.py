@@ -190,7 +190,7 @@ def test_an_unknown_target_label_names_the_labels_there_are(sagemaker):
         ({}, '"text" must be a non-empty string'),
         ({"text": "   "}, '"text" must be a non-empty string'),
         ({"text": 42}, '"text" must be a non-empty string'),
-        ({"text": "x" * 501}, "the limit is 500"),
+        ({"text": "x" * 301}, "the limit is 300"),
         ({"text": "a <mask> here"}, "must not contain the mask token <mask>"),
         ({"text": TEXT, "target_label": 1}, '"target_label" must be a string'),
     ],
