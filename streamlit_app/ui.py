@@ -6,6 +6,8 @@ import html
 import os
 from collections.abc import Sequence
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from backends import BackendError, TokenAttribution
@@ -31,6 +33,30 @@ def show_backend_error(error: BackendError) -> None:
         st.error(error.message)
     with st.expander("Details"):
         st.code(error.detail, language=None, wrap_lines=True)
+
+
+def score_chart(data: pd.DataFrame, category: str, score: str, *, highest_first: bool = True) -> None:
+    """Horizontal bars of probabilities, on a fixed 0-100 % axis so that small and large scores look it."""
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                field=score, type="quantitative", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=score
+            ),
+            y=alt.Y(
+                field=category,
+                type="nominal",
+                sort=alt.EncodingSortField(field=score, order="descending" if highest_first else "ascending"),
+                title=None,
+            ),
+            tooltip=[
+                alt.Tooltip(field=category, type="nominal"),
+                alt.Tooltip(field=score, type="quantitative", format=".1%"),
+            ],
+        )
+    )
+    st.altair_chart(chart)
 
 
 def highlighted_text_html(text: str, tokens: Sequence[TokenAttribution], label: str) -> str:

@@ -50,7 +50,7 @@ if "counterfactuals" in st.session_state:
             }
         )
         st.subheader(f"Edits that lower {label}")
-        st.bar_chart(rows, x="edit", y=f"{label} score", horizontal=True, sort=f"{label} score")
+        ui.score_chart(rows, "edit", f"{label} score", highest_first=False)
         st.dataframe(
             rows,
             hide_index=True,

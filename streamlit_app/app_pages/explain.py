@@ -27,10 +27,11 @@ if submitted:
 if "explanation" in st.session_state:
     explained_text, explanation = st.session_state["explanation"]
     predicted = explanation.predicted_label
-    st.metric("Prediction", predicted, f"{explanation.label_scores[predicted]:.1%} confident", delta_color="off")
+    confidence = f"{explanation.label_scores[predicted]:.1%} confident"
+    st.metric("Prediction", predicted, confidence, delta_color="off", delta_arrow="off")
 
     scores = pd.DataFrame({"label": list(explanation.label_scores), "score": list(explanation.label_scores.values())})
-    st.bar_chart(scores, x="label", y="score", horizontal=True, sort="-score")
+    ui.score_chart(scores, "label", "score")
 
     labels = list(explanation.label_scores)
     label = st.selectbox("Show which words support", labels, index=0)

@@ -30,10 +30,12 @@ if submitted:
 
 fills = st.session_state.get("fills")
 if fills:
-    table = pd.DataFrame({"word": [f.word for f in fills], "score": [f.score for f in fills]})
     st.subheader("Most likely words")
-    st.bar_chart(table, x="word", y="score", horizontal=True, sort="-score")
-    for fill in fills:
-        st.markdown(f"- **{fill.score:.1%}** {fill.sequence}")
+    ui.score_chart(pd.DataFrame({"word": [f.word for f in fills], "score": [f.score for f in fills]}), "word", "score")
+    st.dataframe(
+        pd.DataFrame({"sentence": [f.sequence for f in fills], "score": [f.score for f in fills]}),
+        hide_index=True,
+        column_config={"score": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+    )
 elif fills == []:
     st.info("The model proposed no words for this sentence.")

@@ -191,10 +191,12 @@ def test_fill_mask_shows_the_likeliest_words_with_scores(fill_mask_page, aws):
 
     app = submit(fill_mask_page, text)
 
-    assert len(charts(app)) == 1
-    lines = [markdown.value for markdown in app.markdown]
-    assert "- **41.0%** The film was great." in lines
-    assert "- **12.0%** The film was terrible." in lines
+    [chart] = charts(app)
+    spec = json.loads(chart.proto.spec)
+    assert spec["encoding"]["x"]["scale"]["domain"] == [0, 1]  # probabilities on a fixed 0-100 % axis
+    table = app.dataframe[0].value
+    assert table["sentence"].tolist() == ["The film was great.", "The film was terrible."]
+    assert table["score"].tolist() == [0.41, 0.12]
     assert not app.error and not app.warning
 
 
