@@ -165,6 +165,12 @@ impl<'a> Lookup<'a> {
     pub fn physical_id(&self) -> Option<&'a str> {
         self.record.and_then(|r| r.physical_id.as_deref())
     }
+    /// The settings the state recorded (applied, or intended for a create in flight): how to
+    /// find resources that carry no tags, such as routes.
+    pub fn recorded_settings<T: DeserializeOwned>(&self) -> Option<T> {
+        self.record
+            .and_then(|r| serde_json::from_value(Value::Object(r.settings.clone())).ok())
+    }
     /// The name to look for: the recorded one (the resource may predate a name change), else the wanted one.
     pub fn recorded_name(&self) -> Option<&'a str> {
         self.record.and_then(|r| r.name.as_deref()).or(self.name)

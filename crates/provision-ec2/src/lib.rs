@@ -1,1 +1,226 @@
-//! provision-ec2
+//! EC2 networking as resource kinds: the VPC, its subnets, gateways, routes, security groups
+//! and endpoints.
+//!
+//! EC2 has few idempotent creates: VPCs, subnets, internet gateways and Elastic IPs take no
+//! client token. Those creates are sent without SDK retries, and carry their ownership tags
+//! in the create call itself (`TagSpecifications`), so that when a reply is lost the engine
+//! finds the resource by its tags instead of creating a second one.
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use provision_core::resource::{Cx, ResourceError, TAG_ID, TAG_STACK};
+
+mod endpoint;
+mod gateway;
+mod routing;
+mod security_group;
+mod subnet;
+mod vpc;
+mod zones;
+
+pub use endpoint::{VpcEndpoint, VpcEndpointOut, VpcEndpointSpec};
+pub use gateway::{ElasticIp, ElasticIpOut, ElasticIpSpec, InternetGateway, InternetGatewayOut, InternetGatewaySpec, NatGateway, NatGatewayOut, NatGatewaySpec};
+pub use routing::{Route, RouteOut, RouteSpec, RouteTable, RouteTableAssociation, RouteTableAssociationOut, RouteTableAssociationSpec, RouteTableOut, RouteTableSpec};
+pub use security_group::{IngressRule, SecurityGroup, SecurityGroupOut, SecurityGroupSpec};
+pub use subnet::{Subnet, SubnetOut, SubnetSpec};
+pub use vpc::{Vpc, VpcOut, VpcSpec};
+pub use zones::{AvailabilityZones, AvailabilityZonesOut, AvailabilityZonesSpec};
+
+/// Every EC2 kind, sharing one client.
+pub struct Ec2Kinds {
+    pub availability_zones: std::sync::Arc<AvailabilityZones>,
+    pub vpc: std::sync::Arc<Vpc>,
+    pub subnet: std::sync::Arc<Subnet>,
+    pub internet_gateway: std::sync::Arc<InternetGateway>,
+    pub elastic_ip: std::sync::Arc<ElasticIp>,
+    pub nat_gateway: std::sync::Arc<NatGateway>,
+    pub route_table: std::sync::Arc<RouteTable>,
+    pub route: std::sync::Arc<Route>,
+    pub route_table_association: std::sync::Arc<RouteTableAssociation>,
+    pub security_group: std::sync::Arc<SecurityGroup>,
+    pub vpc_endpoint: std::sync::Arc<VpcEndpoint>,
+}
+
+impl Ec2Kinds {
+    pub fn new(client: Client) -> Self {
+        use std::sync::Arc;
+        Ec2Kinds {
+            availability_zones: Arc::new(AvailabilityZones { ec2: client.clone() }),
+            vpc: Arc::new(Vpc { ec2: client.clone() }),
+            subnet: Arc::new(Subnet { ec2: client.clone() }),
+            internet_gateway: Arc::new(InternetGateway { ec2: client.clone() }),
+            elastic_ip: Arc::new(ElasticIp { ec2: client.clone() }),
+            nat_gateway: Arc::new(NatGateway { ec2: client.clone() }),
+            route_table: Arc::new(RouteTable { ec2: client.clone() }),
+            route: Arc::new(Route { ec2: client.clone() }),
+            route_table_association: Arc::new(RouteTableAssociation { ec2: client.clone() }),
+            security_group: Arc::new(SecurityGroup { ec2: client.clone() }),
+            vpc_endpoint: Arc::new(VpcEndpoint { ec2: client }),
+        }
+    }
+
+    pub fn all(&self) -> Vec<std::sync::Arc<dyn provision_core::Kind>> {
+        vec![
+            self.availability_zones.clone(),
+            self.vpc.clone(),
+            self.subnet.clone(),
+            self.internet_gateway.clone(),
+            self.elastic_ip.clone(),
+            self.nat_gateway.clone(),
+            self.route_table.clone(),
+            self.route.clone(),
+            self.route_table_association.clone(),
+            self.security_group.clone(),
+            self.vpc_endpoint.clone(),
+        ]
+    }
+}
+
+/// A config override that turns SDK retries off, for creates that take no client token: a
+/// retried create whose first reply was lost would make a second resource.
+pub(crate) fn no_retry() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The ownership tags (and a `Name` tag, which the console shows) for a create call.
+pub(crate) fn tag_spec(cx: &Cx, resource_type: ResourceType, name: Option<&str>) -> TagSpecification {
+    let mut b = TagSpecification::builder().resource_type(resource_type);
+    for (k, v) in cx.tags() {
+        b = b.tags(Tag::builder().key(k).value(v).build());
+    }
+    if let Some(name) = name {
+        b = b.tags(Tag::builder().key("Name").value(name).build());
+    }
+    b.build()
+}
+
+/// Filters that match this resource of this stack by its tags.
+pub(crate) fn ours(cx: &Cx) -> Vec<Filter> {
+    vec![
+        Filter::builder().name(format!("tag:{TAG_STACK}")).values(cx.stack_name()).build(),
+        Filter::builder().name(format!("tag:{TAG_ID}")).values(cx.id().as_str()).build(),
+    ]
+}
+
+pub(crate) fn filter(name: &str, value: impl Into<String>) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+pub(crate) fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
+}
+
+pub(crate) fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+/// EC2 errors are not modelled as types; its error codes are the documented way to tell them apart.
+pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> &str {
+    provision_aws::error_code(err).unwrap_or("")
+}
+
+pub(crate) fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    let c = code(err);
+    c.ends_with(".NotFound") || c.ends_with("NotFound") || c == "InvalidVpcEndpointId.NotFound"
+}
+
+pub(crate) fn aws<E, R>(operation: &str, err: SdkError<E, R>) -> ResourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    provision_aws::classify(operation, err)
+}
+
+/// Retries `op` while EC2 answers `DependencyViolation` (something still uses the resource:
+/// network interfaces being released, a NAT gateway still deleting), until the deadline for
+/// `timeout_key`. On giving up, `blockers` explains what is in the way.
+pub(crate) async fn while_in_use<F, Fut, B, BFut>(
+    cx: &Cx,
+    what: &str,
+    timeout_key: &str,
+    default: std::time::Duration,
+    mut op: F,
+    blockers: B,
+) -> Result<(), ResourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ResourceError>>,
+    B: FnOnce() -> BFut,
+    BFut: std::future::Future<Output = String>,
+{
+    use provision_core::wait::{Backoff, Poll, until};
+    let result = until(cx, &format!("{what} to be free to delete"), timeout_key, default, Backoff::SLOW, || {
+        let attempt = op();
+        async move {
+            match attempt.await {
+                Ok(()) => Ok(Poll::Ready(())),
+                Err(e) if e.code.as_deref() == Some("DependencyViolation") || e.is_transient() => {
+                    Ok(Poll::Pending("still in use".to_string()))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await;
+    match result {
+        Err(e) if e.class == provision_core::resource::ErrorClass::Timeout => {
+            let why = blockers().await;
+            Err(ResourceError::timeout(format!("{what} is still in use: {why}")).with_hint(
+                "delete what is listed (or wait for AWS to release it, which for Lambda network interfaces can take 40 minutes), then rerun `provision down`",
+            ))
+        }
+        other => other,
+    }
+}
+
+/// What still sits in a VPC: network interfaces (with what made them), and other blockers.
+pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
+    let mut items = Vec::new();
+    if let Ok(out) = ec2.describe_network_interfaces().filters(filter("vpc-id", vpc_id)).send().await {
+        for eni in out.network_interfaces() {
+            let id = eni.network_interface_id().unwrap_or("?");
+            let desc = eni.description().unwrap_or("");
+            let owner = eni.requester_id().unwrap_or("");
+            items.push(format!("network interface {id} ({desc}{}{owner})", if owner.is_empty() { "" } else { ", made by " }));
+        }
+    }
+    if let Ok(out) = ec2.describe_nat_gateways().filter(filter("vpc-id", vpc_id)).send().await {
+        for n in out.nat_gateways() {
+            let state = n.state().map(|s| s.as_str()).unwrap_or("?");
+            if state != "deleted" {
+                items.push(format!("NAT gateway {} ({state})", n.nat_gateway_id().unwrap_or("?")));
+            }
+        }
+    }
+    if let Ok(out) = ec2.describe_vpc_endpoints().filters(filter("vpc-id", vpc_id)).send().await {
+        for e in out.vpc_endpoints() {
+            items.push(format!("VPC endpoint {}", e.vpc_endpoint_id().unwrap_or("?")));
+        }
+    }
+    if let Ok(out) = ec2.describe_subnets().filters(filter("vpc-id", vpc_id)).send().await {
+        for s in out.subnets() {
+            items.push(format!("subnet {}", s.subnet_id().unwrap_or("?")));
+        }
+    }
+    if let Ok(out) = ec2.describe_security_groups().filters(filter("vpc-id", vpc_id)).send().await {
+        for g in out.security_groups() {
+            if g.group_name() != Some("default") {
+                items.push(format!("security group {} ({})", g.group_id().unwrap_or("?"), g.group_name().unwrap_or("")));
+            }
+        }
+    }
+    if let Ok(out) = ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", vpc_id)).send().await {
+        for g in out.internet_gateways() {
+            items.push(format!("internet gateway {}", g.internet_gateway_id().unwrap_or("?")));
+        }
+    }
+    if items.is_empty() {
+        "AWS did not say what (nothing is listed in it any more; retry)".to_string()
+    } else {
+        items.join(", ")
+    }
+}

@@ -954,7 +954,12 @@ async fn read_with_retry(kind: &dyn Kind, cx: &Cx, lookup: &Lookup<'_>) -> Resul
 /// The changes between what a node wants and what is live, including a rename (which
 /// always replaces: names are identities).
 fn node_changes(kind: &dyn Kind, name: Option<&str>, desired: &Settings, live: &Live, record: Option<&Record>) -> Vec<Change> {
-    let mut changes = diff(desired, &live.settings, record.map(|r| &r.settings), kind.replace_on());
+    // Settings AWS does not report are taken as applied only if a run recorded applying them
+    // to this very resource; an intent, or a resource found by tags, proves nothing.
+    let applied = record
+        .filter(|r| r.status != Status::Creating && r.physical_id.as_deref() == Some(live.physical_id.as_str()))
+        .map(|r| &r.settings);
+    let mut changes = diff(desired, &live.settings, applied, kind.replace_on());
     if let (Some(want), Some(have)) = (name, record.and_then(|r| r.name.as_deref()))
         && want != have
     {
@@ -1142,6 +1147,19 @@ async fn finish_ready(shared: &Arc<Shared>, cx: &Cx, kind: &dyn Kind, live: Live
     Ok(ready)
 }
 
+/// Brings a resource found after a create whose reply was lost up to the desired settings:
+/// the create may have stopped half way (tagged but not yet configured).
+async fn converge_found(cx: &Cx, kind: &dyn Kind, desired: &Desired, found: Live) -> Result<Live, ResourceError> {
+    let changed: Vec<String> = diff(&desired.settings, &found.settings, None, &[])
+        .into_iter()
+        .map(|c| c.setting)
+        .collect();
+    if changed.is_empty() {
+        return Ok(found);
+    }
+    kind.update(cx, desired, &found, &changed).await
+}
+
 /// Records the intent, creates (finding the resource instead if a lost reply hid its
 /// creation), records the result, and waits for readiness.
 async fn create(
@@ -1210,7 +1228,7 @@ async fn create(
                 match kind.read(cx, &lookup).await {
                     Ok(Some(found)) => {
                         cx.progress(format!("found the {} an earlier attempt created", kind.noun()));
-                        break found;
+                        break converge_found(cx, kind, &desired, found).await?;
                     }
                     Ok(None) | Err(ResourceError { class: ErrorClass::Transient, .. }) => {
                         cx.progress(format!("retrying after: {}", e.message));
