@@ -237,9 +237,12 @@ impl Intercept for ApiCalls {
         "provision::ApiCalls"
     }
 
-    fn read_before_execution(
+    // Once per operation, after the operation's own configuration (its name) is in the bag;
+    // `read_before_execution` runs too early for that.
+    fn read_before_serialization(
         &self,
         _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.record(cfg, false);

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{ResourceType, State, VpcEndpointType};
+use aws_sdk_ec2::types::{ResourceType, VpcEndpointType};
 use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
@@ -35,8 +35,14 @@ pub struct VpcEndpointOut {
     pub vpc_endpoint_id: String,
 }
 
+/// The endpoint's state, lower case. The SDK's enum spells its values `Available`, but EC2
+/// answers `available`, so values arrive as unknown variants; compare the text instead.
+fn state(e: &aws_sdk_ec2::types::VpcEndpoint) -> String {
+    e.state().map(|s| s.as_str().to_ascii_lowercase()).unwrap_or_default()
+}
+
 fn is_gone(e: &aws_sdk_ec2::types::VpcEndpoint) -> bool {
-    matches!(e.state(), Some(State::Deleted | State::Deleting | State::Failed | State::Rejected))
+    matches!(state(e).as_str(), "deleted" | "deleting" | "failed" | "rejected" | "expired")
 }
 
 fn endpoint_live(e: &aws_sdk_ec2::types::VpcEndpoint) -> Option<Live> {
@@ -48,14 +54,16 @@ fn endpoint_live(e: &aws_sdk_ec2::types::VpcEndpoint) -> Option<Live> {
         route_table_ids: e.route_table_ids().iter().cloned().collect(),
         subnet_ids: e.subnet_ids().iter().cloned().collect(),
         security_group_ids: e.groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
-        private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
+        // Private DNS exists only for interface endpoints (some emulators report it on
+        // gateway endpoints too).
+        private_dns_enabled: e.vpc_endpoint_type() == Some(&VpcEndpointType::Interface) && e.private_dns_enabled().unwrap_or(false),
         name: tag_value(e.tags(), "Name").unwrap_or_default().to_string(),
     };
     let value = serde_json::to_value(VpcEndpointOut { vpc_endpoint_id: id.to_string() }).ok()?;
     let live = Live::new(id, to_settings(&spec), value);
-    Some(match e.state() {
-        Some(State::Available) | None => live,
-        Some(s) => live.pending(s.as_str().to_string()),
+    Some(match state(e).as_str() {
+        "available" | "" => live,
+        other => live.pending(other.to_string()),
     })
 }
 
@@ -184,14 +192,13 @@ impl Kind for VpcEndpoint {
                     .describe(&id)
                     .await?
                     .ok_or_else(|| ResourceError::fatal(format!("VPC endpoint {id} disappeared while starting")))?;
-                match e.state() {
-                    Some(State::Available) => Ok(Poll::Ready(endpoint_live(&e).unwrap_or_else(|| live.clone()))),
-                    Some(State::Failed | State::Rejected) => Err(ResourceError::fatal(format!(
+                match state(&e).as_str() {
+                    "available" | "" => Ok(Poll::Ready(endpoint_live(&e).unwrap_or_else(|| live.clone()))),
+                    "failed" | "rejected" => Err(ResourceError::fatal(format!(
                         "VPC endpoint {id} failed: {}",
                         e.last_error().and_then(|l| l.message()).unwrap_or("no reason given")
                     ))),
-                    Some(s) => Ok(Poll::Pending(s.as_str().to_string())),
-                    None => Ok(Poll::Ready(endpoint_live(&e).unwrap_or_else(|| live.clone()))),
+                    other => Ok(Poll::Pending(other.to_string())),
                 }
             },
         )
@@ -225,8 +232,8 @@ impl Kind for VpcEndpoint {
             || async {
                 Ok(match self.describe(&id).await? {
                     None => Poll::Ready(()),
-                    Some(e) if matches!(e.state(), Some(State::Deleted)) => Poll::Ready(()),
-                    Some(e) => Poll::Pending(e.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
+                    Some(e) if state(&e) == "deleted" => Poll::Ready(()),
+                    Some(e) => Poll::Pending(state(&e)),
                 })
             },
         )

@@ -11,10 +11,9 @@ pub struct AvailabilityZones {
     pub(crate) ec2: Client,
 }
 
+/// Nothing to set: the zones are AWS's.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct AvailabilityZonesSpec {
-    pub count: usize,
-}
+pub struct AvailabilityZonesSpec {}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AvailabilityZonesOut {

@@ -65,7 +65,7 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
     let label = |suffix: &str| format!("{vpc_name}/{suffix}");
 
     let zones = Node::new("network/availability-zones", k.availability_zones.clone())
-        .spec(|_| Ok(AvailabilityZonesSpec { count: 2 }));
+        .spec(|_| Ok(AvailabilityZonesSpec {}));
     let zones_ref: Ref<AvailabilityZonesOut> = zones.handle();
     g.add(zones)?;
 

@@ -221,18 +221,36 @@ impl ConfigError {
     }
 }
 
+/// How much of the project a config is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// Everything, folders included: for commands that build and deploy.
+    Full,
+    /// The config alone: for commands that only need to know the stack (`down`, `outputs`),
+    /// which must work even after a payload folder was removed.
+    ConfigOnly,
+}
+
 /// Reads, parses and validates the config at `path`. Folders named by the config are
 /// checked under `root` (the project directory).
 pub fn load(path: &Path, root: &Path) -> Result<Config, ConfigError> {
+    load_with(path, root, Checks::Full)
+}
+
+pub fn load_with(path: &Path, root: &Path, checks: Checks) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, path, root)
+    parse_with(&text, path, root, checks)
 }
 
 /// Parses and validates config text; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, root, Checks::Full)
+}
+
+pub fn parse_with(text: &str, path: &Path, root: &Path, checks: Checks) -> Result<Config, ConfigError> {
     let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
         message: syntax_message(&e),
@@ -242,6 +260,7 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
     let mut v = Validator {
         issues: Vec::new(),
         root: root.to_path_buf(),
+        checks,
     };
     let config = v.config(&value);
     match config {
@@ -362,6 +381,7 @@ impl KeyPath {
 struct Validator {
     issues: Vec<Issue>,
     root: PathBuf,
+    checks: Checks,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -706,6 +726,9 @@ impl Validator {
 
     /// Checks `root/folder` exists, stays inside the project (symlinks included) and has a Dockerfile.
     fn dockerfile_folder(&mut self, path: &KeyPath, folder: &str) -> Option<String> {
+        if self.checks == Checks::ConfigOnly {
+            return Some(folder.to_string());
+        }
         let dir = self.root.join(folder);
         if !dir.is_dir() {
             self.issue(

@@ -1,0 +1,421 @@
+//! The commands: each validates before it touches AWS, checks the account before it changes
+//! anything, holds the state lock while it changes things, and reports one clear error.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use provision_aws::{Aws, Options};
+use provision_core::config::{self, Checks, Config, ConfigError};
+use provision_core::engine::{Engine, RunError, StateHandle};
+use provision_core::plan::Action;
+use provision_core::resource::{RunSettings, Stack};
+use provision_core::state::{LocalStore, LockInfo, State, StateError, StateStore};
+use provision_stack::{Clients, Kinds, Project};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::cli::{ApplyOptions, Cli, Command, Global};
+use crate::printer::{self, Printer, Verbosity};
+
+/// The one error a command ends with: what failed, and what to do about it.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+pub struct Failure {
+    pub message: String,
+    #[help]
+    pub hint: Option<String>,
+    pub exit: u8,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            hint: None,
+            exit: 1,
+        }
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        let hint = match &e {
+            ConfigError::Read { .. } => Some("pass the config with --config (the default is config/default.json in the current folder)".to_string()),
+            ConfigError::Syntax { .. } => Some("fix the JSON at that line; nothing was changed in AWS".to_string()),
+            ConfigError::Invalid { .. } => Some("fix these keys and run again; nothing was changed in AWS".to_string()),
+        };
+        Failure { message: e.to_string(), hint, exit: 1 }
+    }
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Self {
+        let hint = e.hint();
+        Failure { message: e.to_string(), hint, exit: 1 }
+    }
+}
+
+impl From<provision_core::resource::ResourceError> for Failure {
+    fn from(e: provision_core::resource::ResourceError) -> Self {
+        Failure { message: e.message, hint: e.hint, exit: 1 }
+    }
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::State(s) => s.into(),
+            RunError::Failed { failures, .. } => {
+                let mut hints: Vec<String> = Vec::new();
+                for f in &failures {
+                    if let Some(h) = &f.error.hint
+                        && !hints.contains(h)
+                    {
+                        hints.push(h.clone());
+                    }
+                }
+                let message = RunError::Failed { failures, summary: Default::default() }.to_string();
+                let hint = if hints.is_empty() {
+                    Some("fix the cause and run again: the state records everything that was done, so a rerun continues where this one stopped".to_string())
+                } else {
+                    Some(hints.join("\n"))
+                };
+                Failure { message, hint, exit: 1 }
+            }
+            RunError::Cancelled { .. } => Failure {
+                message: "interrupted".into(),
+                hint: Some("the state records everything done so far; run the same command again to continue".into()),
+                exit: 130,
+            },
+            other => Failure::new(other.to_string()),
+        }
+    }
+}
+
+/// What every command starts from: a validated config and where its state lives.
+struct Session {
+    project: Project,
+    store: Arc<dyn StateStore>,
+    printer: Arc<Printer>,
+    global_endpoint: Option<String>,
+    profile: Option<String>,
+}
+
+fn verbosity(g: &Global) -> Verbosity {
+    if g.quiet {
+        Verbosity::Quiet
+    } else if g.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    }
+}
+
+fn wait_scale() -> Result<f64, Failure> {
+    match std::env::var("PROVISION_WAIT_SCALE") {
+        Err(_) => Ok(1.0),
+        Ok(s) => match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+            _ => Err(Failure::new(format!("PROVISION_WAIT_SCALE is `{s}`, not a positive number")).hint("unset it, or set it to a factor such as 0.05")),
+        },
+    }
+}
+
+fn session(global: &Global, checks: Checks, builder: Option<String>) -> Result<Session, Failure> {
+    let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !root.is_dir() {
+        return Err(Failure::new(format!("--root {} is not a folder", root.display())));
+    }
+    let config_path = global.config.clone().unwrap_or_else(|| PathBuf::from("config/default.json"));
+    let config: Config = config::load_with(&config_path, &root, checks)?;
+    let store: Arc<dyn StateStore> = match global.state.as_deref() {
+        Some(s) if s.starts_with("s3://") => {
+            return Err(Failure::new(format!("--state {s}: state in S3 is not available in this build")).hint("use a local --state path"));
+        }
+        Some(path) => Arc::new(LocalStore::new(path)),
+        None => Arc::new(LocalStore::new(default_state_path(&config))),
+    };
+    Ok(Session {
+        project: Project { config, root, builder },
+        store,
+        printer: Arc::new(Printer::new(verbosity(global))),
+        global_endpoint: global.endpoint_url.clone(),
+        profile: global.profile.clone(),
+    })
+}
+
+/// `.provision/<environment>.state.json`, in the current folder.
+pub fn default_state_path(config: &Config) -> PathBuf {
+    Path::new(".provision").join(format!("{}.state.json", config.environment))
+}
+
+impl Session {
+    fn stack(&self) -> Stack {
+        Stack {
+            name: self.project.stack_name(),
+            account: self.project.config.account.clone(),
+            region: self.project.config.region.clone(),
+        }
+    }
+
+    /// Connects to AWS and refuses to go on in the wrong account.
+    async fn connect(&self) -> Result<Aws, Failure> {
+        let aws = Aws::load(&Options {
+            region: self.project.config.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.global_endpoint.clone(),
+            wait_scale: wait_scale()?,
+        })
+        .await;
+        aws.check_account(&self.project.config.account).await?;
+        Ok(aws)
+    }
+
+    async fn load_state(&self) -> Result<State, Failure> {
+        let stack = self.stack();
+        match self.store.load().await? {
+            Some(state) => {
+                state.check_matches(&stack.name, &stack.account, &stack.region, &self.store.location())?;
+                Ok(state)
+            }
+            None => Ok(State::new(&stack.name, &stack.account, &stack.region)),
+        }
+    }
+
+    fn engine(&self, options: &ApplyOptions, cancel: watch::Receiver<bool>) -> Result<Engine, Failure> {
+        let scale = wait_scale()?;
+        let settings = RunSettings {
+            wait_scale: scale,
+            timeouts: options.timeouts.iter().cloned().collect(),
+            timeout_scale: scale,
+        };
+        Ok(Engine::new(self.stack(), self.printer.clone(), settings, cancel).with_concurrency(options.concurrency))
+    }
+}
+
+/// Asks before changing anything; refuses without a terminal.
+fn confirm(question: &str) -> Result<bool, Failure> {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Failure::new("refusing to change AWS without confirmation: this is not an interactive terminal")
+            .hint("pass --yes to apply without asking; `provision plan` shows what would change"));
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprint!("{question} [y/N] ");
+    }
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(format!("could not read the answer: {e}")))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Ctrl-C once: finish what is in flight, start nothing new. Twice: leave now (the state is
+/// always consistent, so a rerun picks up).
+fn cancel_on_interrupt(printer: Arc<Printer>) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            printer.warn("interrupted: finishing the calls in flight, starting nothing new (Ctrl-C again to stop at once)");
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    rx
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Up { apply, builder } => up(&cli.global, &apply, builder).await,
+        Command::Down { apply } => down(&cli.global, &apply).await,
+        Command::Plan { json } => plan(&cli.global, json).await,
+        Command::Outputs { json } => outputs(&cli.global, json).await,
+        Command::Unlock => unlock(&cli.global).await,
+        Command::Completions { shell } => {
+            completions(shell);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn completions(shell: crate::cli::Shell) {
+    use clap::CommandFactory;
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        crate::cli::Shell::Bash => S::Bash,
+        crate::cli::Shell::Zsh => S::Zsh,
+        crate::cli::Shell::Fish => S::Fish,
+        crate::cli::Shell::Elvish => S::Elvish,
+        crate::cli::Shell::Powershell => S::PowerShell,
+    };
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "provision", &mut std::io::stdout());
+}
+
+/// Runs `body` with the state locked, and always releases the lock.
+async fn locked<T, F>(session: &Session, command: &str, body: F) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, Failure>>,
+{
+    session.store.lock(&LockInfo::for_this_process(command)).await?;
+    let result = body.await;
+    if let Err(e) = session.store.unlock().await {
+        session.printer.warn(&format!("could not release the state lock: {e}"));
+    }
+    result
+}
+
+async fn up(global: &Global, options: &ApplyOptions, builder: Option<String>) -> Result<ExitCode, Failure> {
+    let session = session(global, Checks::Full, builder)?;
+    let aws = session.connect().await?;
+    let clients = Clients::new(&aws);
+    let kinds = Kinds::new(&clients, &session.project);
+    let graph = provision_stack::graph(&session.project, &kinds).map_err(|e| Failure::new(e.to_string()))?;
+    let cancel = cancel_on_interrupt(session.printer.clone());
+    let engine = session.engine(options, cancel)?;
+
+    let (outputs, summary) = locked(&session, "up", async {
+        let state = session.load_state().await?;
+        let prepared = engine.plan(&graph, &state).await?;
+        let plan = &prepared.plan;
+        let needs_apply = plan.has_changes()
+            || plan.steps.iter().any(|s| s.action == Action::Wait)
+            || (state.outputs.is_empty() && !plan.steps.is_empty());
+        if !needs_apply {
+            session.printer.info(&format!("{} is up to date.", session.project.stack_name()));
+            return Ok((state.outputs.clone(), None));
+        }
+        if plan.has_changes() && !options.yes {
+            let mut text = Vec::new();
+            let heading = format!("Plan for {} in account {} ({}):", session.project.stack_name(), session.project.config.account, session.project.config.region);
+            let _ = printer::render_plan(plan, &heading, printer::use_color(std::io::stderr().is_terminal()), false, &mut text);
+            session.printer.info(&String::from_utf8_lossy(&text));
+            if !confirm("Apply these changes?")? {
+                return Err(Failure::new("cancelled; nothing was changed"));
+            }
+        }
+        let handle = StateHandle::new(session.store.clone(), state);
+        let summary = engine.apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry()).await?;
+        Ok((handle.snapshot().await.outputs, Some(summary)))
+    })
+    .await?;
+
+    if let Some(s) = &summary {
+        session.printer.summary("Deployed", s);
+    }
+    if options.json {
+        printer::print_json(&json!({
+            "outputs": outputs,
+            "summary": summary,
+            "api_calls": aws.calls().snapshot(),
+        }));
+    } else {
+        printer::print_outputs(&outputs, false);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn plan(global: &Global, json: bool) -> Result<ExitCode, Failure> {
+    let session = session(global, Checks::Full, None)?;
+    let aws = session.connect().await?;
+    let clients = Clients::new(&aws);
+    let kinds = Kinds::new(&clients, &session.project);
+    let graph = provision_stack::graph(&session.project, &kinds).map_err(|e| Failure::new(e.to_string()))?;
+    let (_tx, rx) = watch::channel(false);
+    let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
+    let state = session.load_state().await?;
+    let prepared = engine.plan(&graph, &state).await?;
+    let changes = prepared.plan.has_changes();
+    if json {
+        printer::print_json(&json!({
+            "changes": changes,
+            "plan": prepared.plan,
+            "api_calls": aws.calls().snapshot(),
+        }));
+    } else {
+        let mut text = Vec::new();
+        let heading = format!("Plan for {} in account {} ({}):", session.project.stack_name(), session.project.config.account, session.project.config.region);
+        let _ = printer::render_plan(&prepared.plan, &heading, printer::use_color(std::io::stdout().is_terminal()), global.verbose > 0, &mut text);
+        printer::print_text(&String::from_utf8_lossy(&text));
+    }
+    Ok(if changes { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failure> {
+    let session = session(global, Checks::ConfigOnly, None)?;
+    let aws = session.connect().await?;
+    let clients = Clients::new(&aws);
+    let kinds = Kinds::new(&clients, &session.project);
+    let cancel = cancel_on_interrupt(session.printer.clone());
+    let engine = session.engine(options, cancel)?;
+
+    let summary = locked(&session, "down", async {
+        let state = session.load_state().await?;
+        if state.is_empty() {
+            session.printer.info(&format!("{}: nothing to delete.", session.project.stack_name()));
+            if !state.outputs.is_empty() {
+                let handle = StateHandle::new(session.store.clone(), state);
+                handle.update(|s| s.outputs.clear()).await?;
+            }
+            return Ok(None);
+        }
+        if !options.yes {
+            let plan = engine.destroy_plan(&state);
+            let mut text = Vec::new();
+            let heading = format!("Delete {} from account {} ({}):", session.project.stack_name(), session.project.config.account, session.project.config.region);
+            let _ = printer::render_plan(&plan, &heading, printer::use_color(std::io::stderr().is_terminal()), false, &mut text);
+            session.printer.info(&String::from_utf8_lossy(&text));
+            if !confirm("Delete all of these?")? {
+                return Err(Failure::new("cancelled; nothing was deleted"));
+            }
+        }
+        let handle = StateHandle::new(session.store.clone(), state);
+        Ok(Some(engine.destroy(handle, &kinds.registry()).await?))
+    })
+    .await?;
+    if let Some(s) = &summary {
+        session.printer.summary("Deleted", s);
+    }
+    if options.json {
+        printer::print_json(&json!({ "summary": summary, "api_calls": aws.calls().snapshot() }));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn outputs(global: &Global, json: bool) -> Result<ExitCode, Failure> {
+    let session = session(global, Checks::ConfigOnly, None)?;
+    let state = session.load_state().await?;
+    if state.outputs.is_empty() {
+        return Err(Failure::new(format!("no outputs recorded in {}", session.store.location()))
+            .hint("run `provision up` first (with the same --config and --state)"));
+    }
+    printer::print_outputs(&state.outputs, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unlock(global: &Global) -> Result<ExitCode, Failure> {
+    let session = session(global, Checks::ConfigOnly, None)?;
+    match session.store.force_unlock().await? {
+        Some(holder) => session.printer.info(&format!("Removed the lock of {holder} on {}.", session.store.location())),
+        None => session.printer.info(&format!("{} is not locked.", session.store.location())),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl ApplyOptions {
+    fn default_with_concurrency() -> Self {
+        ApplyOptions {
+            concurrency: 32,
+            ..ApplyOptions::default()
+        }
+    }
+}

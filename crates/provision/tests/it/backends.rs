@@ -1,0 +1,1 @@
+//! (Tests of this tier arrive with its issue.)

@@ -1,0 +1,11 @@
+//! Integration tests: the real `provision` binary against a real AWS emulator (moto's server)
+//! on loopback, one emulator per test. One test binary for the whole crate, because every
+//! test binary links the AWS SDK and linking is slow.
+
+mod support;
+
+mod backends;
+mod cli;
+mod images;
+mod network;
+mod web;

@@ -1,0 +1,255 @@
+//! The harness: an emulator, a temporary project made from `examples/offline/` with a config
+//! shaped like `config/local.json`, and the `provision` binary run inside it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use provision_testkit::{Emulator, workspace_root};
+use serde_json::Value;
+
+/// A project and the emulator it deploys to.
+pub struct Stack {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    config: Value,
+    sdk: aws_config::SdkConfig,
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout as JSON (for `--json` runs).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "provision failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Test credentials only: the emulator accepts anything.
+const ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("NO_COLOR", "1"),
+    // Scaled-down polling: the emulator answers at once, real AWS waits are not modelled here.
+    ("PROVISION_WAIT_SCALE", "0.02"),
+];
+
+impl Stack {
+    /// An emulator with the hosted zone `example.test`, and a project copied from
+    /// `examples/offline/` whose config is `config/local.json` pointed at that zone.
+    pub async fn new() -> Stack {
+        let emulator = Emulator::start().expect("the emulator starts (run scripts/setup first)");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(emulator.url())
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await;
+        let route53 = aws_sdk_route53::Client::new(&sdk);
+        let zone = route53
+            .create_hosted_zone()
+            .name("example.test")
+            .caller_reference("provision-tests")
+            .send()
+            .await
+            .expect("hosted zone");
+        let zone_id = zone.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = workspace_root();
+        copy_dir(&root.join("examples/offline"), dir.path());
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(root.join("config/local.json")).unwrap()).unwrap();
+        config["hosted_zone_id"] = Value::String(zone_id);
+        let stack = Stack { emulator, dir, config, sdk };
+        stack.write_config();
+        stack
+    }
+
+    /// Changes the config (and writes it).
+    pub fn with_config(mut self, f: impl FnOnce(&mut Value)) -> Self {
+        f(&mut self.config);
+        self.write_config();
+        self
+    }
+
+    pub fn edit_config(&mut self, f: impl FnOnce(&mut Value)) {
+        f(&mut self.config);
+        self.write_config();
+    }
+
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+
+    fn write_config(&self) {
+        std::fs::create_dir_all(self.root().join("config")).unwrap();
+        std::fs::write(self.config_path(), serde_json::to_string_pretty(&self.config).unwrap()).unwrap();
+    }
+
+    /// The project folder (the binary's working directory).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root().join("config/default.json")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.root().join(".provision/local.state.json")
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state_path()).unwrap()).unwrap()
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.emulator.url()
+    }
+
+    pub fn sdk(&self) -> &aws_config::SdkConfig {
+        &self.sdk
+    }
+
+    /// The binary, in the project folder, pointed at the emulator.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"));
+        cmd.args(args)
+            .current_dir(self.root())
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_DEFAULT_PROFILE")
+            .env_remove("PROVISION_BUILDER")
+            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .envs(ENV.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().await.expect("the binary runs").into()
+    }
+
+    /// `provision up --yes --json`, which must succeed; returns its JSON result.
+    pub async fn up(&self) -> Value {
+        self.run(&["up", "--yes", "--json"]).await.success().json()
+    }
+
+    /// `provision down --yes --json`, which must succeed.
+    pub async fn down(&self) -> Value {
+        self.run(&["down", "--yes", "--json"]).await.success().json()
+    }
+
+    /// `provision plan --json`: its exit code and plan.
+    pub async fn plan(&self) -> (i32, Value) {
+        let run = self.run(&["plan", "--json"]).await;
+        assert!(run.code == 0 || run.code == 2, "plan failed:\n{}", run.stderr);
+        (run.code, run.json())
+    }
+
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.sdk)
+    }
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.sdk)
+    }
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk)
+    }
+    pub fn acm(&self) -> aws_sdk_acm::Client {
+        aws_sdk_acm::Client::new(&self.sdk)
+    }
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&self.sdk)
+    }
+    pub fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk)
+    }
+    pub fn ecs(&self) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&self.sdk)
+    }
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.sdk)
+    }
+    pub fn sagemaker(&self) -> aws_sdk_sagemaker::Client {
+        aws_sdk_sagemaker::Client::new(&self.sdk)
+    }
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk)
+    }
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true).build())
+    }
+}
+
+/// The number of mutating API calls a `--json` result reports.
+pub fn mutating_calls(result: &Value) -> u64 {
+    result["api_calls"]["mutating"].as_u64().unwrap_or(u64::MAX)
+}
+
+/// The mutating operations a `--json` result reports, for assertion messages.
+pub fn mutating_operations(result: &Value) -> Vec<String> {
+    result["api_calls"]["operations"]
+        .as_object()
+        .map(|ops| {
+            ops.iter()
+                .filter(|(op, _)| {
+                    let name = op.split(':').nth(1).unwrap_or("");
+                    !["Describe", "Get", "List", "BatchGet", "BatchCheck", "Head"].iter().any(|p| name.starts_with(p))
+                })
+                .map(|(op, n)| format!("{op} x{n}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Resources of the emulator tagged with this stack, by EC2 resource type.
+pub async fn tagged_ec2(stack: &Stack) -> Vec<(String, String)> {
+    let out = stack
+        .ec2()
+        .describe_tags()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("key").values("provision:stack").build())
+        .send()
+        .await
+        .unwrap();
+    out.tags()
+        .iter()
+        .map(|t| (t.resource_type().map(|r| r.as_str().to_string()).unwrap_or_default(), t.resource_id().unwrap_or_default().to_string()))
+        .collect()
+}
