@@ -47,7 +47,11 @@ pub struct Aws {
 impl Aws {
     /// Loads the standard credential chain (environment, profiles, SSO, instance roles).
     pub async fn load(options: &Options) -> Aws {
-        let scale = if options.wait_scale > 0.0 { options.wait_scale } else { 1.0 };
+        let scale = if options.wait_scale > 0.0 {
+            options.wait_scale
+        } else {
+            1.0
+        };
         // Standard mode with more attempts than the default 3: a deploy makes hundreds of
         // calls, and throttling on a busy account is routine, not an error.
         let retry = RetryConfig::standard()
@@ -166,7 +170,17 @@ impl fmt::Display for Operation {
 /// Whether an operation name is one that changes something. AWS names reads
 /// `Describe*`, `Get*`, `List*`, `BatchGet*`, `BatchCheck*`, `Head*`.
 pub fn is_mutating(operation: &str) -> bool {
-    const READS: &[&str] = &["Describe", "Get", "List", "BatchGet", "BatchCheck", "Head", "Lookup", "Search", "Select"];
+    const READS: &[&str] = &[
+        "Describe",
+        "Get",
+        "List",
+        "BatchGet",
+        "BatchCheck",
+        "Head",
+        "Lookup",
+        "Search",
+        "Select",
+    ];
     !READS.iter().any(|p| operation.starts_with(p))
 }
 
@@ -213,7 +227,9 @@ impl ApiCalls {
     }
 
     fn record(&self, cfg: &ConfigBag, attempt: bool) {
-        let Ok(mut ledger) = self.inner.lock() else { return };
+        let Ok(mut ledger) = self.inner.lock() else {
+            return;
+        };
         if attempt {
             ledger.attempts += 1;
             return;
@@ -308,12 +324,14 @@ where
             ResourceError::transient(format!("{operation}: {what}: {}", error_chain(&err)))
                 .with_hint("check the network and the endpoint (AWS_ENDPOINT_URL, if set)")
         }
-        SdkError::ResponseError(_) => {
-            ResourceError::transient(format!("{operation}: unreadable response: {}", error_chain(&err)))
-        }
-        SdkError::ConstructionFailure(_) => {
-            ResourceError::fatal(format!("{operation}: could not build the request: {}", error_chain(&err)))
-        }
+        SdkError::ResponseError(_) => ResourceError::transient(format!(
+            "{operation}: unreadable response: {}",
+            error_chain(&err)
+        )),
+        SdkError::ConstructionFailure(_) => ResourceError::fatal(format!(
+            "{operation}: could not build the request: {}",
+            error_chain(&err)
+        )),
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().unwrap_or("Unknown").to_string();
@@ -357,21 +375,37 @@ fn is_already_exists(code: &str) -> bool {
 
 fn hint_for(code: &str, message: &str) -> Option<String> {
     let hint = match code {
-        "UnrecognizedClientException" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "AuthFailure" => {
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "AuthFailure" => {
             "the AWS credentials are not valid; refresh them (aws sso login, or new access keys)"
         }
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
             "the AWS session has expired; log in again (aws sso login) and rerun: nothing is lost"
         }
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnauthorizedAccess" => {
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "UnauthorizedAccess" => {
             "these credentials lack a permission provision needs; the message names the action. Use a role with it, then rerun"
         }
-        "OptInRequired" => "the region is not enabled for this account; enable it, or choose another `region`",
-        "VpcLimitExceeded" | "AddressLimitExceeded" | "NatGatewayLimitExceeded" | "LimitExceededException"
-        | "LimitExceeded" | "TooManyLoadBalancers" | "TooManyTargetGroups" | "ResourceLimitExceeded" => {
+        "OptInRequired" => {
+            "the region is not enabled for this account; enable it, or choose another `region`"
+        }
+        "VpcLimitExceeded"
+        | "AddressLimitExceeded"
+        | "NatGatewayLimitExceeded"
+        | "LimitExceededException"
+        | "LimitExceeded"
+        | "TooManyLoadBalancers"
+        | "TooManyTargetGroups"
+        | "ResourceLimitExceeded" => {
             "an AWS quota is reached; delete unused resources or ask for a higher quota in the Service Quotas console"
         }
-        "DependencyViolation" => "something outside provision still uses this resource; the message names it",
+        "DependencyViolation" => {
+            "something outside provision still uses this resource; the message names it"
+        }
         _ if message.contains("cannot be assumed") || message.contains("Could not assume role") => {
             "a new IAM role takes a few seconds to be usable; rerun if this persists"
         }
@@ -410,10 +444,26 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_told_apart() {
-        for read in ["DescribeVpcs", "GetRole", "ListTagsForResource", "BatchCheckLayerAvailability", "BatchGetImage", "HeadObject"] {
+        for read in [
+            "DescribeVpcs",
+            "GetRole",
+            "ListTagsForResource",
+            "BatchCheckLayerAvailability",
+            "BatchGetImage",
+            "HeadObject",
+        ] {
             assert!(!is_mutating(read), "{read}");
         }
-        for write in ["CreateVpc", "PutImage", "DeleteRole", "UpdateService", "RegisterTaskDefinition", "TagResource", "InitiateLayerUpload", "ChangeResourceRecordSets"] {
+        for write in [
+            "CreateVpc",
+            "PutImage",
+            "DeleteRole",
+            "UpdateService",
+            "RegisterTaskDefinition",
+            "TagResource",
+            "InitiateLayerUpload",
+            "ChangeResourceRecordSets",
+        ] {
             assert!(is_mutating(write), "{write}");
         }
     }

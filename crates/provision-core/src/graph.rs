@@ -95,7 +95,11 @@ impl Graph {
 /// Orders `(node, dependencies)` pairs dependencies first (Kahn's algorithm, stable in input
 /// order), or reports a cycle. Dependencies on ids not in the list are ignored.
 pub fn topological(edges: &[(LogicalId, Vec<LogicalId>)]) -> Result<Vec<LogicalId>, GraphError> {
-    let index: HashMap<&LogicalId, usize> = edges.iter().enumerate().map(|(i, (id, _))| (id, i)).collect();
+    let index: HashMap<&LogicalId, usize> = edges
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id, i))
+        .collect();
     let mut missing: Vec<usize> = edges
         .iter()
         .map(|(_, deps)| deps.iter().filter(|d| index.contains_key(d)).count())
@@ -128,7 +132,8 @@ pub fn topological(edges: &[(LogicalId, Vec<LogicalId>)]) -> Result<Vec<LogicalI
     let mut at = (0..edges.len()).find(|&i| missing[i] > 0).unwrap_or(0);
     loop {
         if let Some(pos) = path.iter().position(|&p| p == at) {
-            let mut cycle: Vec<LogicalId> = path[pos..].iter().map(|&i| edges[i].0.clone()).collect();
+            let mut cycle: Vec<LogicalId> =
+                path[pos..].iter().map(|&i| edges[i].0.clone()).collect();
             cycle.push(edges[at].0.clone());
             return Err(GraphError::Cycle(cycle));
         }
@@ -140,7 +145,11 @@ pub fn topological(edges: &[(LogicalId, Vec<LogicalId>)]) -> Result<Vec<LogicalI
             .find(|&j| missing[j] > 0);
         match next {
             Some(j) => at = j,
-            None => return Err(GraphError::Cycle(path.iter().map(|&i| edges[i].0.clone()).collect())),
+            None => {
+                return Err(GraphError::Cycle(
+                    path.iter().map(|&i| edges[i].0.clone()).collect(),
+                ));
+            }
         }
     }
 }
@@ -150,19 +159,29 @@ mod tests {
     use super::*;
 
     fn e(id: &str, deps: &[&str]) -> (LogicalId, Vec<LogicalId>) {
-        (id.into(), deps.iter().map(|d| LogicalId::from(*d)).collect())
+        (
+            id.into(),
+            deps.iter().map(|d| LogicalId::from(*d)).collect(),
+        )
     }
 
     #[test]
     fn orders_dependencies_first() {
-        let order = topological(&[e("c", &["b"]), e("b", &["a"]), e("a", &[]), e("d", &["a", "c"])]).unwrap();
+        let order = topological(&[
+            e("c", &["b"]),
+            e("b", &["a"]),
+            e("a", &[]),
+            e("d", &["a", "c"]),
+        ])
+        .unwrap();
         let pos = |x: &str| order.iter().position(|i| i.as_str() == x).unwrap();
         assert!(pos("a") < pos("b") && pos("b") < pos("c") && pos("c") < pos("d"));
     }
 
     #[test]
     fn reports_the_cycle() {
-        let err = topological(&[e("a", &["c"]), e("b", &["a"]), e("c", &["b"]), e("x", &[])]).unwrap_err();
+        let err = topological(&[e("a", &["c"]), e("b", &["a"]), e("c", &["b"]), e("x", &[])])
+            .unwrap_err();
         match err {
             GraphError::Cycle(ids) => {
                 assert_eq!(ids.first(), ids.last());

@@ -60,7 +60,11 @@ pub fn short_hash(data: &[u8], len: usize) -> String {
 pub fn dns_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let c = if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' };
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
         if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
             out.push(c);
         }
@@ -96,7 +100,11 @@ mod tests {
     fn every_limit_is_respected() {
         let env = "a".repeat(20);
         for max in [limits::LOAD_BALANCER, limits::IAM_ROLE, limits::SAGEMAKER] {
-            let n = fit(&format!("streamlit-app-{env}"), "sentiment-explanations-endpoint-role", max);
+            let n = fit(
+                &format!("streamlit-app-{env}"),
+                "sentiment-explanations-endpoint-role",
+                max,
+            );
             assert!(n.len() <= max, "{n} is longer than {max}");
         }
     }

@@ -118,7 +118,10 @@ impl Live {
     /// Reads typed outputs.
     pub fn outputs<T: DeserializeOwned>(&self) -> Result<T, ResourceError> {
         serde_json::from_value(self.outputs.clone()).map_err(|e| {
-            ResourceError::fatal(format!("outputs of {} are malformed: {e}", self.physical_id))
+            ResourceError::fatal(format!(
+                "outputs of {} are malformed: {e}",
+                self.physical_id
+            ))
         })
     }
 }
@@ -410,7 +413,9 @@ impl Cx {
             Owner::Ours => return Ok(()),
             Owner::OtherId(i) => format!("is {i} of this stack, not {}", self.id),
             Owner::OtherStack(s) => format!("belongs to stack {s}"),
-            Owner::Unmanaged => "is not managed by provision (it has no provision:stack tag)".to_string(),
+            Owner::Unmanaged => {
+                "is not managed by provision (it has no provision:stack tag)".to_string()
+            }
         };
         Err(ResourceError::foreign(format!(
             "refusing to manage {what}: it {whose}"

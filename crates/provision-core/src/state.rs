@@ -141,11 +141,20 @@ impl State {
     }
 
     /// Checks the state belongs to the stack, account and region about to be changed.
-    pub fn check_matches(&self, stack: &str, account: &str, region: &str, location: &str) -> Result<(), StateError> {
+    pub fn check_matches(
+        &self,
+        stack: &str,
+        account: &str,
+        region: &str,
+        location: &str,
+    ) -> Result<(), StateError> {
         if self.stack != stack || self.account != account || self.region != region {
             return Err(StateError::Mismatch {
                 location: location.to_string(),
-                found: format!("{} in account {} ({})", self.stack, self.account, self.region),
+                found: format!(
+                    "{} in account {} ({})",
+                    self.stack, self.account, self.region
+                ),
                 expected: format!("{stack} in account {account} ({region})"),
             });
         }
@@ -209,7 +218,9 @@ pub enum StateError {
     },
     #[error("state {location} is unreadable: {message}")]
     Corrupt { location: String, message: String },
-    #[error("state {location} has schema version {found}; this provision reads version {SCHEMA_VERSION}")]
+    #[error(
+        "state {location} has schema version {found}; this provision reads version {SCHEMA_VERSION}"
+    )]
     Schema { location: String, found: u64 },
     #[error("state {location} is locked by {holder}")]
     Locked { location: String, holder: LockInfo },
@@ -309,11 +320,16 @@ impl LocalStore {
     }
 
     fn lock_sync(&self, info: &LockInfo) -> Result<(), StateError> {
-        if let Some(parent) = self.lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = self
+            .lock_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(self.io("create the folder of", parent))?;
         }
         loop {
-            let mut file = open_private(&self.lock_path, false).map_err(self.io("open the lock of", &self.lock_path))?;
+            let mut file = open_private(&self.lock_path, false)
+                .map_err(self.io("open the lock of", &self.lock_path))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -339,7 +355,8 @@ impl LocalStore {
                 continue;
             }
             let text = serde_json::to_string(info).unwrap_or_default();
-            file.set_len(0).map_err(self.io("write the lock of", &self.lock_path))?;
+            file.set_len(0)
+                .map_err(self.io("write the lock of", &self.lock_path))?;
             file.write_all(text.as_bytes())
                 .and_then(|_| file.sync_all())
                 .map_err(self.io("write the lock of", &self.lock_path))?;
@@ -378,9 +395,15 @@ fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
 
 /// Writes `bytes` to `path` atomically: a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     {
         let mut f = open_private(&tmp, true)?;
@@ -419,7 +442,8 @@ impl StateStore for LocalStore {
         if !self.lock_path.exists() {
             return Ok(None);
         }
-        let file = open_private(&self.lock_path, false).map_err(self.io("open the lock of", &self.lock_path))?;
+        let file = open_private(&self.lock_path, false)
+            .map_err(self.io("open the lock of", &self.lock_path))?;
         let holder = self.read_holder();
         match file.try_lock() {
             Ok(()) => {
@@ -445,7 +469,8 @@ impl StateStore for LocalStore {
         let mut text = String::new();
         match File::open(&self.path) {
             Ok(mut f) => {
-                f.read_to_string(&mut text).map_err(self.io("read", &self.path))?;
+                f.read_to_string(&mut text)
+                    .map_err(self.io("read", &self.path))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io("read", &self.path)(e)),
@@ -455,7 +480,11 @@ impl StateStore for LocalStore {
 
     async fn save(&self, state: &State) -> Result<(), StateError> {
         // Keep the state as this run found it, once per run, for a hand restore.
-        if !self.backed_up.swap(true, std::sync::atomic::Ordering::SeqCst) && self.path.exists() {
+        if !self
+            .backed_up
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+            && self.path.exists()
+        {
             let mut backup = self.path.clone().into_os_string();
             backup.push(".backup");
             if let Ok(bytes) = std::fs::read(&self.path) {
@@ -498,7 +527,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("s"))
@@ -517,14 +549,23 @@ mod tests {
         let cases = [
             (good[..good.len() / 2].to_string(), "truncated"),
             ("not json".to_string(), "not valid JSON"),
-            (good.replace("\"schema_version\": 1", "\"schema_version\": 99"), "schema version 99"),
+            (
+                good.replace("\"schema_version\": 1", "\"schema_version\": 99"),
+                "schema version 99",
+            ),
             ("{\"hello\": 1}".to_string(), "not a provision state file"),
-            (good.replace("\"serial\": 0", "\"serial\": \"zero\""), "does not match the state schema"),
+            (
+                good.replace("\"serial\": 0", "\"serial\": \"zero\""),
+                "does not match the state schema",
+            ),
         ];
         for (text, expected) in cases {
             std::fs::write(&path, &text).unwrap();
             let err = store.load().await.unwrap_err().to_string();
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
             assert!(err.contains("x.json"), "{err:?} should name the file");
         }
     }
@@ -542,7 +583,10 @@ mod tests {
             other => panic!("expected Locked, got {other:?}"),
         }
         // A live holder's lock cannot be forced.
-        assert!(matches!(b.force_unlock().await, Err(StateError::Locked { .. })));
+        assert!(matches!(
+            b.force_unlock().await,
+            Err(StateError::Locked { .. })
+        ));
         a.unlock().await.unwrap();
         b.lock(&LockInfo::for_this_process("down")).await.unwrap();
         b.unlock().await.unwrap();
@@ -567,7 +611,11 @@ mod tests {
     #[test]
     fn mismatched_state_is_refused() {
         let state = State::new("streamlit-app-dev", "123456789012", "us-east-1");
-        assert!(state.check_matches("streamlit-app-dev", "123456789012", "us-east-1", "f").is_ok());
+        assert!(
+            state
+                .check_matches("streamlit-app-dev", "123456789012", "us-east-1", "f")
+                .is_ok()
+        );
         let err = state
             .check_matches("streamlit-app-prod", "123456789012", "us-east-1", "f")
             .unwrap_err();

@@ -89,8 +89,11 @@ where
             }
         }
         let remaining = deadline.saturating_sub(start.elapsed());
-        cx.sleep(cx.scaled(delay).min(remaining.max(Duration::from_millis(10))))
-            .await?;
+        cx.sleep(
+            cx.scaled(delay)
+                .min(remaining.max(Duration::from_millis(10))),
+        )
+        .await?;
         delay = delay.mul_f64(backoff.factor).min(backoff.max);
     }
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{ResourceType, VpcEndpointType};
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
@@ -38,11 +40,16 @@ pub struct VpcEndpointOut {
 /// The endpoint's state, lower case. The SDK's enum spells its values `Available`, but EC2
 /// answers `available`, so values arrive as unknown variants; compare the text instead.
 fn state(e: &aws_sdk_ec2::types::VpcEndpoint) -> String {
-    e.state().map(|s| s.as_str().to_ascii_lowercase()).unwrap_or_default()
+    e.state()
+        .map(|s| s.as_str().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 fn is_gone(e: &aws_sdk_ec2::types::VpcEndpoint) -> bool {
-    matches!(state(e).as_str(), "deleted" | "deleting" | "failed" | "rejected" | "expired")
+    matches!(
+        state(e).as_str(),
+        "deleted" | "deleting" | "failed" | "rejected" | "expired"
+    )
 }
 
 fn endpoint_live(e: &aws_sdk_ec2::types::VpcEndpoint) -> Option<Live> {
@@ -50,16 +57,27 @@ fn endpoint_live(e: &aws_sdk_ec2::types::VpcEndpoint) -> Option<Live> {
     let spec = VpcEndpointSpec {
         vpc_id: e.vpc_id().unwrap_or_default().to_string(),
         service_name: e.service_name().unwrap_or_default().to_string(),
-        endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        endpoint_type: e
+            .vpc_endpoint_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
         route_table_ids: e.route_table_ids().iter().cloned().collect(),
         subnet_ids: e.subnet_ids().iter().cloned().collect(),
-        security_group_ids: e.groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+        security_group_ids: e
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
         // Private DNS exists only for interface endpoints (some emulators report it on
         // gateway endpoints too).
-        private_dns_enabled: e.vpc_endpoint_type() == Some(&VpcEndpointType::Interface) && e.private_dns_enabled().unwrap_or(false),
+        private_dns_enabled: e.vpc_endpoint_type() == Some(&VpcEndpointType::Interface)
+            && e.private_dns_enabled().unwrap_or(false),
         name: tag_value(e.tags(), "Name").unwrap_or_default().to_string(),
     };
-    let value = serde_json::to_value(VpcEndpointOut { vpc_endpoint_id: id.to_string() }).ok()?;
+    let value = serde_json::to_value(VpcEndpointOut {
+        vpc_endpoint_id: id.to_string(),
+    })
+    .ok()?;
     let live = Live::new(id, to_settings(&spec), value);
     Some(match state(e).as_str() {
         "available" | "" => live,
@@ -68,8 +86,17 @@ fn endpoint_live(e: &aws_sdk_ec2::types::VpcEndpoint) -> Option<Live> {
 }
 
 impl VpcEndpoint {
-    async fn describe(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::VpcEndpoint>, ResourceError> {
-        match self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(id).send().await {
+    async fn describe(
+        &self,
+        id: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::VpcEndpoint>, ResourceError> {
+        match self
+            .ec2
+            .describe_vpc_endpoints()
+            .vpc_endpoint_ids(id)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.vpc_endpoints().first().cloned()),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(aws("ec2:DescribeVpcEndpoints", e)),
@@ -104,8 +131,13 @@ impl Kind for VpcEndpoint {
                 .find(|e| !is_gone(e))
                 .cloned(),
         };
-        let Some(e) = found.filter(|e| !is_gone(e)) else { return Ok(None) };
-        cx.ensure_ours(&format!("VPC endpoint {}", e.vpc_endpoint_id().unwrap_or("?")), tag_pairs(e.tags()))?;
+        let Some(e) = found.filter(|e| !is_gone(e)) else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!("VPC endpoint {}", e.vpc_endpoint_id().unwrap_or("?")),
+            tag_pairs(e.tags()),
+        )?;
         Ok(endpoint_live(&e))
     }
 
@@ -131,18 +163,31 @@ impl Kind for VpcEndpoint {
         if spec.endpoint_type == "Interface" {
             req = req.private_dns_enabled(spec.private_dns_enabled);
         }
-        let out = req.send().await.map_err(|e| aws("ec2:CreateVpcEndpoint", e))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| aws("ec2:CreateVpcEndpoint", e))?;
         let e = out
             .vpc_endpoint()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateVpcEndpoint returned no endpoint"))?;
         endpoint_live(e).ok_or_else(|| ResourceError::fatal("ec2:CreateVpcEndpoint returned no id"))
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: VpcEndpointSpec = desired.spec()?;
-        let have: VpcEndpointSpec = serde_json::from_value(serde_json::Value::Object(live.settings.clone()))
-            .map_err(|e| ResourceError::fatal(format!("unreadable endpoint settings: {e}")))?;
-        let mut req = self.ec2.modify_vpc_endpoint().vpc_endpoint_id(&live.physical_id);
+        let have: VpcEndpointSpec =
+            serde_json::from_value(serde_json::Value::Object(live.settings.clone()))
+                .map_err(|e| ResourceError::fatal(format!("unreadable endpoint settings: {e}")))?;
+        let mut req = self
+            .ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(&live.physical_id);
         for r in spec.route_table_ids.difference(&have.route_table_ids) {
             req = req.add_route_table_ids(r);
         }
@@ -161,15 +206,23 @@ impl Kind for VpcEndpoint {
         for g in have.security_group_ids.difference(&spec.security_group_ids) {
             req = req.remove_security_group_ids(g);
         }
-        if spec.endpoint_type == "Interface" && spec.private_dns_enabled != have.private_dns_enabled {
+        if spec.endpoint_type == "Interface" && spec.private_dns_enabled != have.private_dns_enabled
+        {
             req = req.private_dns_enabled(spec.private_dns_enabled);
         }
-        req.send().await.map_err(|e| aws("ec2:ModifyVpcEndpoint", e))?;
+        req.send()
+            .await
+            .map_err(|e| aws("ec2:ModifyVpcEndpoint", e))?;
         if spec.name != have.name {
             self.ec2
                 .create_tags()
                 .resources(&live.physical_id)
-                .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(&spec.name).build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value(&spec.name)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| aws("ec2:CreateTags", e))?;
@@ -188,15 +241,18 @@ impl Kind for VpcEndpoint {
             Duration::from_secs(10 * 60),
             Backoff::SLOW,
             || async {
-                let e = self
-                    .describe(&id)
-                    .await?
-                    .ok_or_else(|| ResourceError::fatal(format!("VPC endpoint {id} disappeared while starting")))?;
+                let e = self.describe(&id).await?.ok_or_else(|| {
+                    ResourceError::fatal(format!("VPC endpoint {id} disappeared while starting"))
+                })?;
                 match state(&e).as_str() {
-                    "available" | "" => Ok(Poll::Ready(endpoint_live(&e).unwrap_or_else(|| live.clone()))),
+                    "available" | "" => Ok(Poll::Ready(
+                        endpoint_live(&e).unwrap_or_else(|| live.clone()),
+                    )),
                     "failed" | "rejected" => Err(ResourceError::fatal(format!(
                         "VPC endpoint {id} failed: {}",
-                        e.last_error().and_then(|l| l.message()).unwrap_or("no reason given")
+                        e.last_error()
+                            .and_then(|l| l.message())
+                            .unwrap_or("no reason given")
                     ))),
                     other => Ok(Poll::Pending(other.to_string())),
                 }
@@ -206,8 +262,15 @@ impl Kind for VpcEndpoint {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
         let id = live.physical_id.clone();
         let out = self
             .ec2
@@ -217,9 +280,14 @@ impl Kind for VpcEndpoint {
             .await
             .map_err(|e| aws("ec2:DeleteVpcEndpoints", e))?;
         if let Some(u) = out.unsuccessful().first() {
-            let message = u.error().and_then(|e| e.message()).unwrap_or("no reason given");
+            let message = u
+                .error()
+                .and_then(|e| e.message())
+                .unwrap_or("no reason given");
             if !message.contains("does not exist") {
-                return Err(ResourceError::fatal(format!("ec2:DeleteVpcEndpoints: {id}: {message}")));
+                return Err(ResourceError::fatal(format!(
+                    "ec2:DeleteVpcEndpoints: {id}: {message}"
+                )));
             }
         }
         // An interface endpoint's network interfaces hold its subnets until it is gone.

@@ -3,11 +3,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{DomainType, NatGatewayState, ResourceType};
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, code, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use};
+use crate::{
+    aws, code, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Internet gateway
@@ -48,7 +52,14 @@ fn igw_live(g: &aws_sdk_ec2::types::InternetGateway) -> Option<Live> {
 
 impl InternetGateway {
     async fn attach(&self, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
-        match self.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id).send().await {
+        match self
+            .ec2
+            .attach_internet_gateway()
+            .internet_gateway_id(id)
+            .vpc_id(vpc_id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             // Attached already by an interrupted run: that is the goal.
             Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(()),
@@ -67,7 +78,13 @@ impl InternetGateway {
             || {
                 let ec2 = ec2.clone();
                 async move {
-                    match ec2.detach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id).send().await {
+                    match ec2
+                        .detach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(vpc_id)
+                        .send()
+                        .await
+                    {
                         Ok(_) => Ok(()),
                         Err(e) if is_not_found(&e) || code(&e) == "Gateway.NotAttached" => Ok(()),
                         Err(e) => Err(aws("ec2:DetachInternetGateway", e)),
@@ -91,16 +108,30 @@ impl Kind for InternetGateway {
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
         let req = match lookup.physical_id() {
-            Some(id) => self.ec2.describe_internet_gateways().internet_gateway_ids(id),
-            None => self.ec2.describe_internet_gateways().set_filters(Some(ours(cx))),
+            Some(id) => self
+                .ec2
+                .describe_internet_gateways()
+                .internet_gateway_ids(id),
+            None => self
+                .ec2
+                .describe_internet_gateways()
+                .set_filters(Some(ours(cx))),
         };
         let out = match req.send().await {
             Ok(out) => out,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeInternetGateways", e)),
         };
-        let Some(g) = out.internet_gateways().first() else { return Ok(None) };
-        cx.ensure_ours(&format!("internet gateway {}", g.internet_gateway_id().unwrap_or("?")), tag_pairs(g.tags()))?;
+        let Some(g) = out.internet_gateways().first() else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!(
+                "internet gateway {}",
+                g.internet_gateway_id().unwrap_or("?")
+            ),
+            tag_pairs(g.tags()),
+        )?;
         Ok(igw_live(g))
     }
 
@@ -109,7 +140,11 @@ impl Kind for InternetGateway {
         let out = self
             .ec2
             .create_internet_gateway()
-            .tag_specifications(tag_spec(cx, ResourceType::InternetGateway, Some(&spec.name)))
+            .tag_specifications(tag_spec(
+                cx,
+                ResourceType::InternetGateway,
+                Some(&spec.name),
+            ))
             .customize()
             .config_override(no_retry())
             .send()
@@ -118,17 +153,29 @@ impl Kind for InternetGateway {
         let g = out
             .internet_gateway()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateInternetGateway returned no gateway"))?;
-        let mut live = igw_live(g).ok_or_else(|| ResourceError::fatal("ec2:CreateInternetGateway returned no id"))?;
+        let mut live = igw_live(g)
+            .ok_or_else(|| ResourceError::fatal("ec2:CreateInternetGateway returned no id"))?;
         cx.created(&live).await?;
         self.attach(&live.physical_id, &spec.vpc_id).await?;
         live.settings = to_settings(&spec);
         Ok(live)
     }
 
-    async fn update(&self, cx: &Cx, desired: &Desired, live: &Live, changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: InternetGatewaySpec = desired.spec()?;
         if changed.iter().any(|c| c == "vpc_id") {
-            if let Some(old) = live.settings.get("vpc_id").and_then(|v| v.as_str()).filter(|v| !v.is_empty()) {
+            if let Some(old) = live
+                .settings
+                .get("vpc_id")
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+            {
                 self.detach(cx, &live.physical_id, old).await?;
             }
             self.attach(&live.physical_id, &spec.vpc_id).await?;
@@ -137,7 +184,12 @@ impl Kind for InternetGateway {
             self.ec2
                 .create_tags()
                 .resources(&live.physical_id)
-                .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(&spec.name).build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value(&spec.name)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| aws("ec2:CreateTags", e))?;
@@ -148,13 +200,34 @@ impl Kind for InternetGateway {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
-        if let Some(vpc) = live.settings.get("vpc_id").and_then(|v| v.as_str()).filter(|v| !v.is_empty()) {
-            cx.progress(format!("detaching internet gateway {} from {vpc}", live.physical_id));
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
+        if let Some(vpc) = live
+            .settings
+            .get("vpc_id")
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+        {
+            cx.progress(format!(
+                "detaching internet gateway {} from {vpc}",
+                live.physical_id
+            ));
             self.detach(cx, &live.physical_id, vpc).await?;
         }
-        match self.ec2.delete_internet_gateway().internet_gateway_id(&live.physical_id).send().await {
+        match self
+            .ec2
+            .delete_internet_gateway()
+            .internet_gateway_id(&live.physical_id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(aws("ec2:DeleteInternetGateway", e)),
@@ -211,8 +284,13 @@ impl Kind for ElasticIp {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeAddresses", e)),
         };
-        let Some(a) = out.addresses().first() else { return Ok(None) };
-        cx.ensure_ours(&format!("Elastic IP {}", a.allocation_id().unwrap_or("?")), tag_pairs(a.tags()))?;
+        let Some(a) = out.addresses().first() else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!("Elastic IP {}", a.allocation_id().unwrap_or("?")),
+            tag_pairs(a.tags()),
+        )?;
         Ok(eip_live(a))
     }
 
@@ -239,12 +317,23 @@ impl Kind for ElasticIp {
         Ok(Live::new(id, to_settings(&spec), out_value))
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: ElasticIpSpec = desired.spec()?;
         self.ec2
             .create_tags()
             .resources(&live.physical_id)
-            .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(&spec.name).build())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value(&spec.name)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| aws("ec2:CreateTags", e))?;
@@ -254,8 +343,15 @@ impl Kind for ElasticIp {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
         let id = live.physical_id.clone();
         let ec2 = self.ec2.clone();
         // Release fails while a NAT gateway that is still deleting holds the address.
@@ -272,7 +368,8 @@ impl Kind for ElasticIp {
                         Ok(_) => Ok(()),
                         Err(e) if is_not_found(&e) => Ok(()),
                         Err(e) if code(&e) == "InvalidIPAddress.InUse" => {
-                            Err(ResourceError::fatal("address in use").with_code("DependencyViolation"))
+                            Err(ResourceError::fatal("address in use")
+                                .with_code("DependencyViolation"))
                         }
                         Err(e) => Err(aws("ec2:ReleaseAddress", e)),
                     }
@@ -331,12 +428,24 @@ fn nat_live(n: &aws_sdk_ec2::types::NatGateway) -> Option<Live> {
 
 /// Deleted and failed gateways linger in listings for an hour; they are not the resource.
 fn is_gone(n: &aws_sdk_ec2::types::NatGateway) -> bool {
-    matches!(n.state(), Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed))
+    matches!(
+        n.state(),
+        Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed)
+    )
 }
 
 impl NatGateway {
-    async fn describe(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::NatGateway>, ResourceError> {
-        match self.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await {
+    async fn describe(
+        &self,
+        id: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::NatGateway>, ResourceError> {
+        match self
+            .ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(id)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.nat_gateways().first().cloned()),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(aws("ec2:DescribeNatGateways", e)),
@@ -370,8 +479,13 @@ impl Kind for NatGateway {
                 out.nat_gateways().iter().find(|n| !is_gone(n)).cloned()
             }
         };
-        let Some(n) = found.filter(|n| !is_gone(n)) else { return Ok(None) };
-        cx.ensure_ours(&format!("NAT gateway {}", n.nat_gateway_id().unwrap_or("?")), tag_pairs(n.tags()))?;
+        let Some(n) = found.filter(|n| !is_gone(n)) else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!("NAT gateway {}", n.nat_gateway_id().unwrap_or("?")),
+            tag_pairs(n.tags()),
+        )?;
         Ok(nat_live(&n))
     }
 
@@ -394,12 +508,23 @@ impl Kind for NatGateway {
         nat_live(n).ok_or_else(|| ResourceError::fatal("ec2:CreateNatGateway returned no id"))
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: NatGatewaySpec = desired.spec()?;
         self.ec2
             .create_tags()
             .resources(&live.physical_id)
-            .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(&spec.name).build())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value(&spec.name)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| aws("ec2:CreateTags", e))?;
@@ -437,10 +562,23 @@ impl Kind for NatGateway {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
         let id = live.physical_id.clone();
-        match self.ec2.delete_nat_gateway().nat_gateway_id(&id).send().await {
+        match self
+            .ec2
+            .delete_nat_gateway()
+            .nat_gateway_id(&id)
+            .send()
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
             Err(e) => return Err(aws("ec2:DeleteNatGateway", e)),
@@ -456,7 +594,11 @@ impl Kind for NatGateway {
                 Ok(match self.describe(&id).await? {
                     None => Poll::Ready(()),
                     Some(n) if n.state() == Some(&NatGatewayState::Deleted) => Poll::Ready(()),
-                    Some(n) => Poll::Pending(n.state().map(|s| s.as_str().to_string()).unwrap_or_default()),
+                    Some(n) => Poll::Pending(
+                        n.state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                    ),
                 })
             },
         )

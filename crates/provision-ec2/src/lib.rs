@@ -22,8 +22,14 @@ mod vpc;
 mod zones;
 
 pub use endpoint::{VpcEndpoint, VpcEndpointOut, VpcEndpointSpec};
-pub use gateway::{ElasticIp, ElasticIpOut, ElasticIpSpec, InternetGateway, InternetGatewayOut, InternetGatewaySpec, NatGateway, NatGatewayOut, NatGatewaySpec};
-pub use routing::{Route, RouteOut, RouteSpec, RouteTable, RouteTableAssociation, RouteTableAssociationOut, RouteTableAssociationSpec, RouteTableOut, RouteTableSpec};
+pub use gateway::{
+    ElasticIp, ElasticIpOut, ElasticIpSpec, InternetGateway, InternetGatewayOut,
+    InternetGatewaySpec, NatGateway, NatGatewayOut, NatGatewaySpec,
+};
+pub use routing::{
+    Route, RouteOut, RouteSpec, RouteTable, RouteTableAssociation, RouteTableAssociationOut,
+    RouteTableAssociationSpec, RouteTableOut, RouteTableSpec,
+};
 pub use security_group::{IngressRule, SecurityGroup, SecurityGroupOut, SecurityGroupSpec};
 pub use subnet::{Subnet, SubnetOut, SubnetSpec};
 pub use vpc::{Vpc, VpcOut, VpcSpec};
@@ -48,16 +54,36 @@ impl Ec2Kinds {
     pub fn new(client: Client) -> Self {
         use std::sync::Arc;
         Ec2Kinds {
-            availability_zones: Arc::new(AvailabilityZones { ec2: client.clone() }),
-            vpc: Arc::new(Vpc { ec2: client.clone() }),
-            subnet: Arc::new(Subnet { ec2: client.clone() }),
-            internet_gateway: Arc::new(InternetGateway { ec2: client.clone() }),
-            elastic_ip: Arc::new(ElasticIp { ec2: client.clone() }),
-            nat_gateway: Arc::new(NatGateway { ec2: client.clone() }),
-            route_table: Arc::new(RouteTable { ec2: client.clone() }),
-            route: Arc::new(Route { ec2: client.clone() }),
-            route_table_association: Arc::new(RouteTableAssociation { ec2: client.clone() }),
-            security_group: Arc::new(SecurityGroup { ec2: client.clone() }),
+            availability_zones: Arc::new(AvailabilityZones {
+                ec2: client.clone(),
+            }),
+            vpc: Arc::new(Vpc {
+                ec2: client.clone(),
+            }),
+            subnet: Arc::new(Subnet {
+                ec2: client.clone(),
+            }),
+            internet_gateway: Arc::new(InternetGateway {
+                ec2: client.clone(),
+            }),
+            elastic_ip: Arc::new(ElasticIp {
+                ec2: client.clone(),
+            }),
+            nat_gateway: Arc::new(NatGateway {
+                ec2: client.clone(),
+            }),
+            route_table: Arc::new(RouteTable {
+                ec2: client.clone(),
+            }),
+            route: Arc::new(Route {
+                ec2: client.clone(),
+            }),
+            route_table_association: Arc::new(RouteTableAssociation {
+                ec2: client.clone(),
+            }),
+            security_group: Arc::new(SecurityGroup {
+                ec2: client.clone(),
+            }),
             vpc_endpoint: Arc::new(VpcEndpoint { ec2: client }),
         }
     }
@@ -86,7 +112,11 @@ pub(crate) fn no_retry() -> aws_sdk_ec2::config::Builder {
 }
 
 /// The ownership tags (and a `Name` tag, which the console shows) for a create call.
-pub(crate) fn tag_spec(cx: &Cx, resource_type: ResourceType, name: Option<&str>) -> TagSpecification {
+pub(crate) fn tag_spec(
+    cx: &Cx,
+    resource_type: ResourceType,
+    name: Option<&str>,
+) -> TagSpecification {
     let mut b = TagSpecification::builder().resource_type(resource_type);
     for (k, v) in cx.tags() {
         b = b.tags(Tag::builder().key(k).value(v).build());
@@ -100,8 +130,14 @@ pub(crate) fn tag_spec(cx: &Cx, resource_type: ResourceType, name: Option<&str>)
 /// Filters that match this resource of this stack by its tags.
 pub(crate) fn ours(cx: &Cx) -> Vec<Filter> {
     vec![
-        Filter::builder().name(format!("tag:{TAG_STACK}")).values(cx.stack_name()).build(),
-        Filter::builder().name(format!("tag:{TAG_ID}")).values(cx.id().as_str()).build(),
+        Filter::builder()
+            .name(format!("tag:{TAG_STACK}"))
+            .values(cx.stack_name())
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{TAG_ID}"))
+            .values(cx.id().as_str())
+            .build(),
     ]
 }
 
@@ -114,7 +150,9 @@ pub(crate) fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
 }
 
 pub(crate) fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 /// EC2 errors are not modelled as types; its error codes are the documented way to tell them apart.
@@ -153,18 +191,27 @@ where
     BFut: std::future::Future<Output = String>,
 {
     use provision_core::wait::{Backoff, Poll, until};
-    let result = until(cx, &format!("{what} to be free to delete"), timeout_key, default, Backoff::SLOW, || {
-        let attempt = op();
-        async move {
-            match attempt.await {
-                Ok(()) => Ok(Poll::Ready(())),
-                Err(e) if e.code.as_deref() == Some("DependencyViolation") || e.is_transient() => {
-                    Ok(Poll::Pending("still in use".to_string()))
+    let result = until(
+        cx,
+        &format!("{what} to be free to delete"),
+        timeout_key,
+        default,
+        Backoff::SLOW,
+        || {
+            let attempt = op();
+            async move {
+                match attempt.await {
+                    Ok(()) => Ok(Poll::Ready(())),
+                    Err(e)
+                        if e.code.as_deref() == Some("DependencyViolation") || e.is_transient() =>
+                    {
+                        Ok(Poll::Pending("still in use".to_string()))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
             }
-        }
-    })
+        },
+    )
     .await;
     match result {
         Err(e) if e.class == provision_core::resource::ErrorClass::Timeout => {
@@ -180,42 +227,88 @@ where
 /// What still sits in a VPC: network interfaces (with what made them), and other blockers.
 pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
     let mut items = Vec::new();
-    if let Ok(out) = ec2.describe_network_interfaces().filters(filter("vpc-id", vpc_id)).send().await {
+    if let Ok(out) = ec2
+        .describe_network_interfaces()
+        .filters(filter("vpc-id", vpc_id))
+        .send()
+        .await
+    {
         for eni in out.network_interfaces() {
             let id = eni.network_interface_id().unwrap_or("?");
             let desc = eni.description().unwrap_or("");
             let owner = eni.requester_id().unwrap_or("");
-            items.push(format!("network interface {id} ({desc}{}{owner})", if owner.is_empty() { "" } else { ", made by " }));
+            items.push(format!(
+                "network interface {id} ({desc}{}{owner})",
+                if owner.is_empty() { "" } else { ", made by " }
+            ));
         }
     }
-    if let Ok(out) = ec2.describe_nat_gateways().filter(filter("vpc-id", vpc_id)).send().await {
+    if let Ok(out) = ec2
+        .describe_nat_gateways()
+        .filter(filter("vpc-id", vpc_id))
+        .send()
+        .await
+    {
         for n in out.nat_gateways() {
             let state = n.state().map(|s| s.as_str()).unwrap_or("?");
             if state != "deleted" {
-                items.push(format!("NAT gateway {} ({state})", n.nat_gateway_id().unwrap_or("?")));
+                items.push(format!(
+                    "NAT gateway {} ({state})",
+                    n.nat_gateway_id().unwrap_or("?")
+                ));
             }
         }
     }
-    if let Ok(out) = ec2.describe_vpc_endpoints().filters(filter("vpc-id", vpc_id)).send().await {
+    if let Ok(out) = ec2
+        .describe_vpc_endpoints()
+        .filters(filter("vpc-id", vpc_id))
+        .send()
+        .await
+    {
         for e in out.vpc_endpoints() {
-            items.push(format!("VPC endpoint {}", e.vpc_endpoint_id().unwrap_or("?")));
+            items.push(format!(
+                "VPC endpoint {}",
+                e.vpc_endpoint_id().unwrap_or("?")
+            ));
         }
     }
-    if let Ok(out) = ec2.describe_subnets().filters(filter("vpc-id", vpc_id)).send().await {
+    if let Ok(out) = ec2
+        .describe_subnets()
+        .filters(filter("vpc-id", vpc_id))
+        .send()
+        .await
+    {
         for s in out.subnets() {
             items.push(format!("subnet {}", s.subnet_id().unwrap_or("?")));
         }
     }
-    if let Ok(out) = ec2.describe_security_groups().filters(filter("vpc-id", vpc_id)).send().await {
+    if let Ok(out) = ec2
+        .describe_security_groups()
+        .filters(filter("vpc-id", vpc_id))
+        .send()
+        .await
+    {
         for g in out.security_groups() {
             if g.group_name() != Some("default") {
-                items.push(format!("security group {} ({})", g.group_id().unwrap_or("?"), g.group_name().unwrap_or("")));
+                items.push(format!(
+                    "security group {} ({})",
+                    g.group_id().unwrap_or("?"),
+                    g.group_name().unwrap_or("")
+                ));
             }
         }
     }
-    if let Ok(out) = ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", vpc_id)).send().await {
+    if let Ok(out) = ec2
+        .describe_internet_gateways()
+        .filters(filter("attachment.vpc-id", vpc_id))
+        .send()
+        .await
+    {
         for g in out.internet_gateways() {
-            items.push(format!("internet gateway {}", g.internet_gateway_id().unwrap_or("?")));
+            items.push(format!(
+                "internet gateway {}",
+                g.internet_gateway_id().unwrap_or("?")
+            ));
         }
     }
     if items.is_empty() {

@@ -3,7 +3,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::ResourceType;
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, TAG_STACK, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, TAG_STACK, to_settings,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{aws, code, filter, is_not_found, ours, tag_pairs, tag_spec, tag_value, while_in_use};
@@ -39,8 +41,17 @@ fn rt_live(t: &aws_sdk_ec2::types::RouteTable) -> Option<Live> {
 }
 
 impl RouteTable {
-    async fn describe(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::RouteTable>, ResourceError> {
-        match self.ec2.describe_route_tables().route_table_ids(id).send().await {
+    async fn describe(
+        &self,
+        id: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::RouteTable>, ResourceError> {
+        match self
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(id)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.route_tables().first().cloned()),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(aws("ec2:DescribeRouteTables", e)),
@@ -75,7 +86,10 @@ impl Kind for RouteTable {
                 .cloned(),
         };
         let Some(t) = found else { return Ok(None) };
-        cx.ensure_ours(&format!("route table {}", t.route_table_id().unwrap_or("?")), tag_pairs(t.tags()))?;
+        cx.ensure_ours(
+            &format!("route table {}", t.route_table_id().unwrap_or("?")),
+            tag_pairs(t.tags()),
+        )?;
         Ok(rt_live(&t))
     }
 
@@ -93,17 +107,29 @@ impl Kind for RouteTable {
         let t = out
             .route_table()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateRouteTable returned no route table"))?;
-        let mut live = rt_live(t).ok_or_else(|| ResourceError::fatal("ec2:CreateRouteTable returned no id"))?;
+        let mut live = rt_live(t)
+            .ok_or_else(|| ResourceError::fatal("ec2:CreateRouteTable returned no id"))?;
         live.settings = to_settings(&spec);
         Ok(live)
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: RouteTableSpec = desired.spec()?;
         self.ec2
             .create_tags()
             .resources(&live.physical_id)
-            .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(&spec.name).build())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("Name")
+                    .value(&spec.name)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| aws("ec2:CreateTags", e))?;
@@ -113,8 +139,15 @@ impl Kind for RouteTable {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
         let id = live.physical_id.clone();
         let ec2 = self.ec2.clone();
         while_in_use(
@@ -149,7 +182,9 @@ fn ensure_table_is_ours(cx: &Cx, t: &aws_sdk_ec2::types::RouteTable) -> Result<(
             t.route_table_id().unwrap_or("?"),
             cx.stack_name()
         ))
-        .with_hint("restore the state file; provision only changes route tables tagged with its stack"))
+        .with_hint(
+            "restore the state file; provision only changes route tables tagged with its stack",
+        ))
     }
 }
 
@@ -181,15 +216,32 @@ fn route_id(spec: &RouteSpec) -> String {
 }
 
 impl Route {
-    async fn find(&self, cx: &Cx, table: &str, destination: &str) -> Result<Option<Live>, ResourceError> {
-        let out = match self.ec2.describe_route_tables().route_table_ids(table).send().await {
+    async fn find(
+        &self,
+        cx: &Cx,
+        table: &str,
+        destination: &str,
+    ) -> Result<Option<Live>, ResourceError> {
+        let out = match self
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(table)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeRouteTables", e)),
         };
-        let Some(t) = out.route_tables().first() else { return Ok(None) };
+        let Some(t) = out.route_tables().first() else {
+            return Ok(None);
+        };
         ensure_table_is_ours(cx, t)?;
-        let Some(r) = t.routes().iter().find(|r| r.destination_cidr_block() == Some(destination)) else {
+        let Some(r) = t
+            .routes()
+            .iter()
+            .find(|r| r.destination_cidr_block() == Some(destination))
+        else {
             return Ok(None);
         };
         let spec = RouteSpec {
@@ -225,8 +277,11 @@ impl Kind for Route {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let Some(spec) = lookup.recorded_settings::<RouteSpec>() else { return Ok(None) };
-        self.find(cx, &spec.route_table_id, &spec.destination_cidr_block).await
+        let Some(spec) = lookup.recorded_settings::<RouteSpec>() else {
+            return Ok(None);
+        };
+        self.find(cx, &spec.route_table_id, &spec.destination_cidr_block)
+            .await
     }
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
@@ -258,16 +313,28 @@ impl Kind for Route {
         Ok(Live::new(route_id(&spec), to_settings(&spec), value))
     }
 
-    async fn update(&self, cx: &Cx, desired: &Desired, _live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        cx: &Cx,
+        desired: &Desired,
+        _live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: RouteSpec = desired.spec()?;
         self.replace(cx, &spec).await
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Ok(spec) = serde_json::from_value::<RouteSpec>(serde_json::Value::Object(record.settings.clone())) else {
+        let Ok(spec) =
+            serde_json::from_value::<RouteSpec>(serde_json::Value::Object(record.settings.clone()))
+        else {
             return Ok(());
         };
-        if self.find(cx, &spec.route_table_id, &spec.destination_cidr_block).await?.is_none() {
+        if self
+            .find(cx, &spec.route_table_id, &spec.destination_cidr_block)
+            .await?
+            .is_none()
+        {
             return Ok(());
         }
         match self
@@ -332,8 +399,14 @@ impl RouteTableAssociation {
             .send()
             .await
             .map_err(|e| aws("ec2:DescribeRouteTables", e))?;
-        let Some(t) = out.route_tables().first() else { return Ok(None) };
-        let Some(a) = t.associations().iter().find(|a| a.subnet_id() == Some(subnet_id)) else {
+        let Some(t) = out.route_tables().first() else {
+            return Ok(None);
+        };
+        let Some(a) = t
+            .associations()
+            .iter()
+            .find(|a| a.subnet_id() == Some(subnet_id))
+        else {
             return Ok(None);
         };
         ensure_table_is_ours(cx, t)?;
@@ -363,7 +436,9 @@ impl Kind for RouteTableAssociation {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let Some(spec) = lookup.recorded_settings::<RouteTableAssociationSpec>() else { return Ok(None) };
+        let Some(spec) = lookup.recorded_settings::<RouteTableAssociationSpec>() else {
+            return Ok(None);
+        };
         self.find(cx, &spec.subnet_id).await
     }
 
@@ -385,15 +460,22 @@ impl Kind for RouteTableAssociation {
                 .map_err(|e| ResourceError::fatal(e.to_string()))?;
                 Ok(Live::new(id, to_settings(&spec), value))
             }
-            Err(e) if code(&e) == "Resource.AlreadyAssociated" => self
-                .find(cx, &spec.subnet_id)
-                .await?
-                .ok_or_else(|| ResourceError::transient("the subnet's association is not visible yet")),
+            Err(e) if code(&e) == "Resource.AlreadyAssociated" => {
+                self.find(cx, &spec.subnet_id).await?.ok_or_else(|| {
+                    ResourceError::transient("the subnet's association is not visible yet")
+                })
+            }
             Err(e) => Err(aws("ec2:AssociateRouteTable", e)),
         }
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         // The subnet moves to another route table.
         let spec: RouteTableAssociationSpec = desired.spec()?;
         let out = self
@@ -404,20 +486,33 @@ impl Kind for RouteTableAssociation {
             .send()
             .await
             .map_err(|e| aws("ec2:ReplaceRouteTableAssociation", e))?;
-        let id = out.new_association_id().unwrap_or(&live.physical_id).to_string();
-        let value = serde_json::to_value(RouteTableAssociationOut { association_id: id.clone() })
-            .map_err(|e| ResourceError::fatal(e.to_string()))?;
+        let id = out
+            .new_association_id()
+            .unwrap_or(&live.physical_id)
+            .to_string();
+        let value = serde_json::to_value(RouteTableAssociationOut {
+            association_id: id.clone(),
+        })
+        .map_err(|e| ResourceError::fatal(e.to_string()))?;
         Ok(Live::new(id, to_settings(&spec), value))
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Ok(spec) =
-            serde_json::from_value::<RouteTableAssociationSpec>(serde_json::Value::Object(record.settings.clone()))
-        else {
+        let Ok(spec) = serde_json::from_value::<RouteTableAssociationSpec>(
+            serde_json::Value::Object(record.settings.clone()),
+        ) else {
             return Ok(());
         };
-        let Some(live) = self.find(cx, &spec.subnet_id).await? else { return Ok(()) };
-        match self.ec2.disassociate_route_table().association_id(&live.physical_id).send().await {
+        let Some(live) = self.find(cx, &spec.subnet_id).await? else {
+            return Ok(());
+        };
+        match self
+            .ec2
+            .disassociate_route_table()
+            .association_id(&live.physical_id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(aws("ec2:DisassociateRouteTable", e)),

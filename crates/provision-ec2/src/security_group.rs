@@ -4,7 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, UserIdGroupPair};
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{aws, code, filter, is_not_found, ours, tag_pairs, tag_spec, tag_value, while_in_use};
@@ -97,13 +99,22 @@ fn rules(perms: &[IpPermission]) -> BTreeSet<IngressRule> {
             source_group_id: None,
         };
         for r in p.ip_ranges() {
-            out.insert(IngressRule { cidr_ipv4: r.cidr_ip().map(str::to_string), ..base.clone() });
+            out.insert(IngressRule {
+                cidr_ipv4: r.cidr_ip().map(str::to_string),
+                ..base.clone()
+            });
         }
         for r in p.ipv6_ranges() {
-            out.insert(IngressRule { cidr_ipv6: r.cidr_ipv6().map(str::to_string), ..base.clone() });
+            out.insert(IngressRule {
+                cidr_ipv6: r.cidr_ipv6().map(str::to_string),
+                ..base.clone()
+            });
         }
         for g in p.user_id_group_pairs() {
-            out.insert(IngressRule { source_group_id: g.group_id().map(str::to_string), ..base.clone() });
+            out.insert(IngressRule {
+                source_group_id: g.group_id().map(str::to_string),
+                ..base.clone()
+            });
         }
     }
     out
@@ -118,12 +129,22 @@ fn sg_live(g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Live> {
         ingress: rules(g.ip_permissions()),
     };
     let _ = tag_value(g.tags(), "Name");
-    let out = SecurityGroupOut { group_id: id.to_string() };
-    Some(Live::new(id, to_settings(&spec), serde_json::to_value(out).ok()?))
+    let out = SecurityGroupOut {
+        group_id: id.to_string(),
+    };
+    Some(Live::new(
+        id,
+        to_settings(&spec),
+        serde_json::to_value(out).ok()?,
+    ))
 }
 
 impl SecurityGroup {
-    async fn authorize(&self, id: &str, rules: &BTreeSet<IngressRule>) -> Result<(), ResourceError> {
+    async fn authorize(
+        &self,
+        id: &str,
+        rules: &BTreeSet<IngressRule>,
+    ) -> Result<(), ResourceError> {
         if rules.is_empty() {
             return Ok(());
         }
@@ -176,15 +197,23 @@ impl Kind for SecurityGroup {
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
         let req = match lookup.physical_id() {
             Some(id) => self.ec2.describe_security_groups().group_ids(id),
-            None => self.ec2.describe_security_groups().set_filters(Some(ours(cx))),
+            None => self
+                .ec2
+                .describe_security_groups()
+                .set_filters(Some(ours(cx))),
         };
         let out = match req.send().await {
             Ok(out) => out,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeSecurityGroups", e)),
         };
-        let Some(g) = out.security_groups().first() else { return Ok(None) };
-        cx.ensure_ours(&format!("security group {}", g.group_id().unwrap_or("?")), tag_pairs(g.tags()))?;
+        let Some(g) = out.security_groups().first() else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!("security group {}", g.group_id().unwrap_or("?")),
+            tag_pairs(g.tags()),
+        )?;
         Ok(sg_live(g))
     }
 
@@ -198,7 +227,11 @@ impl Kind for SecurityGroup {
             .vpc_id(&spec.vpc_id)
             .group_name(&spec.group_name)
             .description(&spec.description)
-            .tag_specifications(tag_spec(cx, ResourceType::SecurityGroup, Some(&spec.group_name)))
+            .tag_specifications(tag_spec(
+                cx,
+                ResourceType::SecurityGroup,
+                Some(&spec.group_name),
+            ))
             .send()
             .await
             .map_err(|e| aws("ec2:CreateSecurityGroup", e))?;
@@ -206,15 +239,23 @@ impl Kind for SecurityGroup {
             .group_id()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateSecurityGroup returned no id"))?
             .to_string();
-        let value = serde_json::to_value(SecurityGroupOut { group_id: id.clone() })
-            .map_err(|e| ResourceError::fatal(e.to_string()))?;
+        let value = serde_json::to_value(SecurityGroupOut {
+            group_id: id.clone(),
+        })
+        .map_err(|e| ResourceError::fatal(e.to_string()))?;
         let live = Live::new(&id, to_settings(&spec), value);
         cx.created(&live).await?;
         self.authorize(&id, &spec.ingress).await?;
         Ok(live)
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: SecurityGroupSpec = desired.spec()?;
         let have: BTreeSet<IngressRule> = live
             .settings
@@ -232,8 +273,15 @@ impl Kind for SecurityGroup {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
         let id = live.physical_id.clone();
         let ec2 = self.ec2.clone();
         let blockers_ec2 = self.ec2.clone();
@@ -265,7 +313,13 @@ impl Kind for SecurityGroup {
                     Ok(out) if !out.network_interfaces().is_empty() => out
                         .network_interfaces()
                         .iter()
-                        .map(|n| format!("network interface {} ({})", n.network_interface_id().unwrap_or("?"), n.description().unwrap_or("")))
+                        .map(|n| {
+                            format!(
+                                "network interface {} ({})",
+                                n.network_interface_id().unwrap_or("?"),
+                                n.description().unwrap_or("")
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(", "),
                     _ => "another security group's rule refers to it".to_string(),

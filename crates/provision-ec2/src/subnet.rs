@@ -3,7 +3,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag};
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use};
@@ -41,7 +43,11 @@ fn live(s: &aws_sdk_ec2::types::Subnet) -> Option<Live> {
         subnet_id: id.to_string(),
         availability_zone: spec.availability_zone.clone(),
     };
-    Some(Live::new(id, to_settings(&spec), serde_json::to_value(out).ok()?))
+    Some(Live::new(
+        id,
+        to_settings(&spec),
+        serde_json::to_value(out).ok()?,
+    ))
 }
 
 impl Subnet {
@@ -79,8 +85,13 @@ impl Kind for Subnet {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeSubnets", e)),
         };
-        let Some(s) = out.subnets().first() else { return Ok(None) };
-        cx.ensure_ours(&format!("subnet {}", s.subnet_id().unwrap_or("?")), tag_pairs(s.tags()))?;
+        let Some(s) = out.subnets().first() else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!("subnet {}", s.subnet_id().unwrap_or("?")),
+            tag_pairs(s.tags()),
+        )?;
         Ok(live(s))
     }
 
@@ -98,22 +109,36 @@ impl Kind for Subnet {
             .send()
             .await
             .map_err(|e| aws("ec2:CreateSubnet", e))?;
-        let s = out.subnet().ok_or_else(|| ResourceError::fatal("ec2:CreateSubnet returned no subnet"))?;
-        let mut live = live(s).ok_or_else(|| ResourceError::fatal("ec2:CreateSubnet returned an incomplete subnet"))?;
+        let s = out
+            .subnet()
+            .ok_or_else(|| ResourceError::fatal("ec2:CreateSubnet returned no subnet"))?;
+        let mut live = live(s).ok_or_else(|| {
+            ResourceError::fatal("ec2:CreateSubnet returned an incomplete subnet")
+        })?;
         cx.created(&live).await?;
         if spec.map_public_ip_on_launch {
             self.set_public_ip(&live.physical_id, true).await?;
-            live.settings.insert("map_public_ip_on_launch".into(), true.into());
+            live.settings
+                .insert("map_public_ip_on_launch".into(), true.into());
         }
         Ok(live)
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: SubnetSpec = desired.spec()?;
         let mut live = live.clone();
         for c in changed {
             match c.as_str() {
-                "map_public_ip_on_launch" => self.set_public_ip(&live.physical_id, spec.map_public_ip_on_launch).await?,
+                "map_public_ip_on_launch" => {
+                    self.set_public_ip(&live.physical_id, spec.map_public_ip_on_launch)
+                        .await?
+                }
                 "name" => {
                     self.ec2
                         .create_tags()
@@ -131,10 +156,24 @@ impl Kind for Subnet {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Some(id) = record.physical_id.as_deref() else { return Ok(()) };
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
-        let Some(live) = self.read(cx, &lookup).await? else { return Ok(()) };
-        let vpc_id = live.settings.get("vpc_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let Some(id) = record.physical_id.as_deref() else {
+            return Ok(());
+        };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
+        let Some(live) = self.read(cx, &lookup).await? else {
+            return Ok(());
+        };
+        let vpc_id = live
+            .settings
+            .get("vpc_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         let ec2 = self.ec2.clone();
         while_in_use(
             cx,

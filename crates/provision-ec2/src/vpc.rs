@@ -3,10 +3,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, vpc_blockers, while_in_use};
+use crate::{
+    aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, vpc_blockers, while_in_use,
+};
 
 pub struct Vpc {
     pub(crate) ec2: Client,
@@ -90,8 +94,13 @@ impl Kind for Vpc {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeVpcs", e)),
         };
-        let Some(v) = out.vpcs().first() else { return Ok(None) };
-        cx.ensure_ours(&format!("VPC {}", v.vpc_id().unwrap_or("?")), tag_pairs(v.tags()))?;
+        let Some(v) = out.vpcs().first() else {
+            return Ok(None);
+        };
+        cx.ensure_ours(
+            &format!("VPC {}", v.vpc_id().unwrap_or("?")),
+            tag_pairs(v.tags()),
+        )?;
         Ok(Self::live(v))
     }
 
@@ -107,8 +116,11 @@ impl Kind for Vpc {
             .send()
             .await
             .map_err(|e| aws("ec2:CreateVpc", e))?;
-        let v = out.vpc().ok_or_else(|| ResourceError::fatal("ec2:CreateVpc returned no VPC"))?;
-        let mut live = Self::live(v).ok_or_else(|| ResourceError::fatal("ec2:CreateVpc returned a VPC without an id"))?;
+        let v = out
+            .vpc()
+            .ok_or_else(|| ResourceError::fatal("ec2:CreateVpc returned no VPC"))?;
+        let mut live = Self::live(v)
+            .ok_or_else(|| ResourceError::fatal("ec2:CreateVpc returned a VPC without an id"))?;
         cx.created(&live).await?;
         if spec.dns {
             self.set_dns(&live.physical_id, true).await?;
@@ -117,7 +129,13 @@ impl Kind for Vpc {
         Ok(live)
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: VpcSpec = desired.spec()?;
         if changed.iter().any(|c| c == "dns") {
             self.set_dns(&live.physical_id, spec.dns).await?;
@@ -126,7 +144,12 @@ impl Kind for Vpc {
             self.ec2
                 .create_tags()
                 .resources(&live.physical_id)
-                .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(&spec.name).build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Name")
+                        .value(&spec.name)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| aws("ec2:CreateTags", e))?;
@@ -137,8 +160,15 @@ impl Kind for Vpc {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Some(id) = record.physical_id.as_deref() else { return Ok(()) };
-        let lookup = Lookup { id: cx.id(), name: None, token: "", record: Some(record) };
+        let Some(id) = record.physical_id.as_deref() else {
+            return Ok(());
+        };
+        let lookup = Lookup {
+            id: cx.id(),
+            name: None,
+            token: "",
+            record: Some(record),
+        };
         if self.read(cx, &lookup).await?.is_none() {
             return Ok(());
         }

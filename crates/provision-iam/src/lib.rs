@@ -8,13 +8,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
-use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings};
+use provision_core::resource::{
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub mod policy;
 
-fn aws<E, R>(operation: &str, err: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ResourceError
+fn aws<E, R>(
+    operation: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> ResourceError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -59,13 +64,21 @@ pub struct IamKinds {
 impl IamKinds {
     pub fn new(client: Client) -> Self {
         IamKinds {
-            role: Arc::new(Role { iam: client.clone() }),
-            role_policy: Arc::new(RolePolicy { iam: client.clone() }),
+            role: Arc::new(Role {
+                iam: client.clone(),
+            }),
+            role_policy: Arc::new(RolePolicy {
+                iam: client.clone(),
+            }),
             managed_policies: Arc::new(ManagedPolicies { iam: client }),
         }
     }
     pub fn all(&self) -> Vec<Arc<dyn Kind>> {
-        vec![self.role.clone(), self.role_policy.clone(), self.managed_policies.clone()]
+        vec![
+            self.role.clone(),
+            self.role_policy.clone(),
+            self.managed_policies.clone(),
+        ]
     }
 }
 
@@ -91,7 +104,10 @@ pub struct RoleOut {
 
 fn role_live(r: &aws_sdk_iam::types::Role) -> Result<Live, ResourceError> {
     let spec = RoleSpec {
-        assume_role_policy: r.assume_role_policy_document().map(decode_document).unwrap_or(Value::Null),
+        assume_role_policy: r
+            .assume_role_policy_document()
+            .map(decode_document)
+            .unwrap_or(Value::Null),
         description: r.description().unwrap_or_default().to_string(),
     };
     let out = RoleOut {
@@ -110,7 +126,12 @@ impl Role {
     async fn get(&self, name: &str) -> Result<Option<aws_sdk_iam::types::Role>, ResourceError> {
         match self.iam.get_role().role_name(name).send().await {
             Ok(out) => Ok(out.role().cloned()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(aws("iam:GetRole", e)),
         }
     }
@@ -126,8 +147,12 @@ impl Kind for Role {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let Some(name) = lookup.physical_id().or(lookup.recorded_name()) else { return Ok(None) };
-        let Some(r) = self.get(name).await? else { return Ok(None) };
+        let Some(name) = lookup.physical_id().or(lookup.recorded_name()) else {
+            return Ok(None);
+        };
+        let Some(r) = self.get(name).await? else {
+            return Ok(None);
+        };
         cx.ensure_ours(&format!("IAM role {name}"), role_tags(&r))?;
         role_live(&r).map(Some)
     }
@@ -142,18 +167,32 @@ impl Kind for Role {
             .assume_role_policy_document(spec.assume_role_policy.to_string())
             .description(&spec.description);
         for (k, v) in cx.tags() {
-            req = req.tags(Tag::builder().key(k).value(v).build().map_err(|e| ResourceError::fatal(e.to_string()))?);
+            req = req.tags(
+                Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| ResourceError::fatal(e.to_string()))?,
+            );
         }
         // A name collision (a lost reply retried) fails with EntityAlreadyExists, and the engine
         // then finds the role by name.
         let out = req.send().await.map_err(|e| aws("iam:CreateRole", e))?;
-        let r = out.role().ok_or_else(|| ResourceError::fatal("iam:CreateRole returned no role"))?;
+        let r = out
+            .role()
+            .ok_or_else(|| ResourceError::fatal("iam:CreateRole returned no role"))?;
         let mut live = role_live(r)?;
         live.settings = to_settings(&spec);
         Ok(live)
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: RoleSpec = desired.spec()?;
         if changed.iter().any(|c| c == "assume_role_policy") {
             self.iam
@@ -179,8 +218,12 @@ impl Kind for Role {
     }
 
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Some(name) = record.physical_id.as_deref() else { return Ok(()) };
-        let Some(r) = self.get(name).await? else { return Ok(()) };
+        let Some(name) = record.physical_id.as_deref() else {
+            return Ok(());
+        };
+        let Some(r) = self.get(name).await? else {
+            return Ok(());
+        };
         cx.ensure_ours(&format!("IAM role {name}"), role_tags(&r))?;
         // IAM refuses to delete a role that still has policies; the stack's own policy
         // resources go first, so anything left was added by hand to our role.
@@ -221,7 +264,12 @@ impl Kind for Role {
         }
         match self.iam.delete_role().role_name(name).send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(aws("iam:DeleteRole", e)),
         }
     }
@@ -254,7 +302,11 @@ impl RolePolicy {
             policy_name: spec.policy_name.clone(),
         })
         .map_err(|e| ResourceError::fatal(e.to_string()))?;
-        Ok(Live::new(format!("{}/{}", spec.role_name, spec.policy_name), to_settings(spec), value))
+        Ok(Live::new(
+            format!("{}/{}", spec.role_name, spec.policy_name),
+            to_settings(spec),
+            value,
+        ))
     }
 
     async fn put(&self, spec: &RolePolicySpec) -> Result<Live, ResourceError> {
@@ -283,7 +335,9 @@ impl Kind for RolePolicy {
     }
 
     async fn read(&self, _cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let Some(spec) = lookup.recorded_settings::<RolePolicySpec>() else { return Ok(None) };
+        let Some(spec) = lookup.recorded_settings::<RolePolicySpec>() else {
+            return Ok(None);
+        };
         match self
             .iam
             .get_role_policy()
@@ -299,7 +353,12 @@ impl Kind for RolePolicy {
                 };
                 Self::live(&live).map(Some)
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(aws("iam:GetRolePolicy", e)),
         }
     }
@@ -309,12 +368,20 @@ impl Kind for RolePolicy {
         self.put(&desired.spec()?).await
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, _live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        _live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         self.put(&desired.spec()?).await
     }
 
     async fn delete(&self, _cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Ok(spec) = serde_json::from_value::<RolePolicySpec>(Value::Object(record.settings.clone())) else {
+        let Ok(spec) =
+            serde_json::from_value::<RolePolicySpec>(Value::Object(record.settings.clone()))
+        else {
             return Ok(());
         };
         match self
@@ -326,7 +393,12 @@ impl Kind for RolePolicy {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(aws("iam:DeleteRolePolicy", e)),
         }
     }
@@ -356,19 +428,34 @@ impl ManagedPolicies {
     }
 
     async fn attached(&self, role: &str) -> Result<Option<BTreeSet<String>>, ResourceError> {
-        match self.iam.list_attached_role_policies().role_name(role).send().await {
+        match self
+            .iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(
                 out.attached_policies()
                     .iter()
                     .filter_map(|p| p.policy_arn().map(str::to_string))
                     .collect(),
             )),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(aws("iam:ListAttachedRolePolicies", e)),
         }
     }
 
-    async fn converge(&self, spec: &ManagedPoliciesSpec, have: &BTreeSet<String>) -> Result<Live, ResourceError> {
+    async fn converge(
+        &self,
+        spec: &ManagedPoliciesSpec,
+        have: &BTreeSet<String>,
+    ) -> Result<Live, ResourceError> {
         for arn in spec.policy_arns.difference(have) {
             self.iam
                 .attach_role_policy()
@@ -410,7 +497,9 @@ impl Kind for ManagedPolicies {
     }
 
     async fn read(&self, _cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let Some(spec) = lookup.recorded_settings::<ManagedPoliciesSpec>() else { return Ok(None) };
+        let Some(spec) = lookup.recorded_settings::<ManagedPoliciesSpec>() else {
+            return Ok(None);
+        };
         Ok(self.attached(&spec.role_name).await?.map(|arns| {
             Self::live(&ManagedPoliciesSpec {
                 role_name: spec.role_name,
@@ -425,7 +514,13 @@ impl Kind for ManagedPolicies {
         self.converge(&spec, &have).await
     }
 
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let spec: ManagedPoliciesSpec = desired.spec()?;
         let have: BTreeSet<String> = live
             .settings
@@ -436,10 +531,14 @@ impl Kind for ManagedPolicies {
     }
 
     async fn delete(&self, _cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Ok(spec) = serde_json::from_value::<ManagedPoliciesSpec>(Value::Object(record.settings.clone())) else {
+        let Ok(spec) =
+            serde_json::from_value::<ManagedPoliciesSpec>(Value::Object(record.settings.clone()))
+        else {
             return Ok(());
         };
-        let Some(have) = self.attached(&spec.role_name).await? else { return Ok(()) };
+        let Some(have) = self.attached(&spec.role_name).await? else {
+            return Ok(());
+        };
         for arn in have.intersection(&spec.policy_arns) {
             match self
                 .iam
@@ -450,7 +549,9 @@ impl Kind for ManagedPolicies {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) => {}
                 Err(e) => return Err(aws("iam:DetachRolePolicy", e)),
             }
         }
@@ -465,7 +566,10 @@ mod tests {
     #[test]
     fn decodes_iam_documents() {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
-        assert_eq!(decode_document(encoded), json!({"Version": "2012-10-17", "Statement": []}));
+        assert_eq!(
+            decode_document(encoded),
+            json!({"Version": "2012-10-17", "Statement": []})
+        );
         // Already plain JSON (some emulators do not encode).
         assert_eq!(decode_document("{\"a\": 1}"), json!({"a": 1}));
     }

@@ -58,19 +58,31 @@ mod tests {
     #[test]
     fn trust_names_exactly_one_service() {
         let t = trust("ecs-tasks.amazonaws.com");
-        assert_eq!(t["Statement"][0]["Principal"], json!({"Service": "ecs-tasks.amazonaws.com"}));
+        assert_eq!(
+            t["Statement"][0]["Principal"],
+            json!({"Service": "ecs-tasks.amazonaws.com"})
+        );
         assert_eq!(t["Statement"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]
     fn statements_are_normalised() {
         let a = allow(&["b:X", "a:Y", "a:Y"], &["arn:2", "arn:1"]);
-        assert_eq!(a, json!({"Effect": "Allow", "Action": ["a:Y", "b:X"], "Resource": ["arn:1", "arn:2"]}));
+        assert_eq!(
+            a,
+            json!({"Effect": "Allow", "Action": ["a:Y", "b:X"], "Resource": ["arn:1", "arn:2"]})
+        );
     }
 
     #[test]
     fn managed_policy_arns_follow_the_partition() {
-        assert_eq!(aws_managed("us-east-1", SAGEMAKER_FULL_ACCESS), "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess");
-        assert_eq!(aws_managed("cn-north-1", LAMBDA_BASIC_EXECUTION), "arn:aws-cn:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole");
+        assert_eq!(
+            aws_managed("us-east-1", SAGEMAKER_FULL_ACCESS),
+            "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
+        );
+        assert_eq!(
+            aws_managed("cn-north-1", LAMBDA_BASIC_EXECUTION),
+            "arn:aws-cn:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        );
     }
 }

@@ -156,7 +156,9 @@ pub fn graph(project: &Project, kinds: &Kinds) -> Result<Graph, StackError> {
 
 /// How a part of the stack contributes to the stack's outputs.
 pub type OutputsPart = Box<
-    dyn Fn(&provision_core::resource::Inputs<'_>) -> Result<BTreeMap<String, Value>, provision_core::resource::Unresolved>
+    dyn Fn(
+            &provision_core::resource::Inputs<'_>,
+        ) -> Result<BTreeMap<String, Value>, provision_core::resource::Unresolved>
         + Send
         + Sync,
 >;

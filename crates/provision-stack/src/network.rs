@@ -12,10 +12,10 @@ use provision_core::graph::{Graph, GraphError};
 use provision_core::names;
 use provision_core::resource::{Node, Ref};
 use provision_ec2::{
-    AvailabilityZonesOut, AvailabilityZonesSpec, Ec2Kinds, ElasticIpOut, ElasticIpSpec, IngressRule, InternetGatewayOut,
-    InternetGatewaySpec, NatGatewayOut, NatGatewaySpec, RouteOut, RouteSpec, RouteTableAssociationSpec, RouteTableOut,
-    RouteTableSpec, SecurityGroupOut, SecurityGroupSpec, SubnetOut, SubnetSpec, VpcEndpointOut, VpcEndpointSpec, VpcOut,
-    VpcSpec,
+    AvailabilityZonesOut, AvailabilityZonesSpec, Ec2Kinds, ElasticIpOut, ElasticIpSpec,
+    IngressRule, InternetGatewayOut, InternetGatewaySpec, NatGatewayOut, NatGatewaySpec, RouteOut,
+    RouteSpec, RouteTableAssociationSpec, RouteTableOut, RouteTableSpec, SecurityGroupOut,
+    SecurityGroupSpec, SubnetOut, SubnetSpec, VpcEndpointOut, VpcEndpointSpec, VpcOut, VpcSpec,
 };
 use serde_json::json;
 
@@ -41,7 +41,12 @@ pub struct Network {
 impl Network {
     pub fn outputs(&self) -> OutputsPart {
         let vpc = self.vpc.clone();
-        Box::new(move |inputs| Ok(BTreeMap::from([("vpc_id".to_string(), json!(inputs.get(&vpc)?.vpc_id))])))
+        Box::new(move |inputs| {
+            Ok(BTreeMap::from([(
+                "vpc_id".to_string(),
+                json!(inputs.get(&vpc)?.vpc_id),
+            )]))
+        })
     }
 }
 
@@ -80,7 +85,11 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
     let vpc_ref: Ref<VpcOut> = vpc.handle();
     g.add(vpc)?;
 
-    let subnet = |g: &mut Graph, kind: &str, i: usize, cidr: &'static str| -> Result<Ref<SubnetOut>, GraphError> {
+    let subnet = |g: &mut Graph,
+                  kind: &str,
+                  i: usize,
+                  cidr: &'static str|
+     -> Result<Ref<SubnetOut>, GraphError> {
         let (v, z) = (vpc_ref.clone(), zones_ref.clone());
         let public = kind == "public";
         let name = label(&format!("{kind}-{}", i + 1));
@@ -101,8 +110,14 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
         g.add(node)?;
         Ok(r)
     };
-    let public_subnets = vec![subnet(g, "public", 0, PUBLIC_CIDRS[0])?, subnet(g, "public", 1, PUBLIC_CIDRS[1])?];
-    let private_subnets = vec![subnet(g, "private", 0, PRIVATE_CIDRS[0])?, subnet(g, "private", 1, PRIVATE_CIDRS[1])?];
+    let public_subnets = vec![
+        subnet(g, "public", 0, PUBLIC_CIDRS[0])?,
+        subnet(g, "public", 1, PUBLIC_CIDRS[1])?,
+    ];
+    let private_subnets = vec![
+        subnet(g, "private", 0, PRIVATE_CIDRS[0])?,
+        subnet(g, "private", 1, PRIVATE_CIDRS[1])?,
+    ];
 
     let v = vpc_ref.clone();
     let name = label("igw");
@@ -135,19 +150,25 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
     let public_rt = route_table(g, "public")?;
     let private_rt = route_table(g, "private")?;
 
-    for (kind, rt, subnets) in [("public", &public_rt, &public_subnets), ("private", &private_rt, &private_subnets)] {
+    for (kind, rt, subnets) in [
+        ("public", &public_rt, &public_subnets),
+        ("private", &private_rt, &private_subnets),
+    ] {
         for (i, s) in subnets.iter().enumerate() {
             let (rt2, s2) = (rt.clone(), s.clone());
             g.add(
-                Node::new(format!("network/route-table-association/{kind}-{i}"), k.route_table_association.clone())
-                    .after(rt)
-                    .after(s)
-                    .spec(move |inputs| {
-                        Ok(RouteTableAssociationSpec {
-                            route_table_id: inputs.get(&rt2)?.route_table_id,
-                            subnet_id: inputs.get(&s2)?.subnet_id,
-                        })
-                    }),
+                Node::new(
+                    format!("network/route-table-association/{kind}-{i}"),
+                    k.route_table_association.clone(),
+                )
+                .after(rt)
+                .after(s)
+                .spec(move |inputs| {
+                    Ok(RouteTableAssociationSpec {
+                        route_table_id: inputs.get(&rt2)?.route_table_id,
+                        subnet_id: inputs.get(&s2)?.subnet_id,
+                    })
+                }),
             )?;
         }
     }
@@ -168,7 +189,8 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
     )?;
 
     let name = label("nat-eip");
-    let eip = Node::new("network/elastic-ip", k.elastic_ip.clone()).spec(move |_| Ok(ElasticIpSpec { name: name.clone() }));
+    let eip = Node::new("network/elastic-ip", k.elastic_ip.clone())
+        .spec(move |_| Ok(ElasticIpSpec { name: name.clone() }));
     let eip_ref: Ref<ElasticIpOut> = eip.handle();
     g.add(eip)?;
 
@@ -206,18 +228,25 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
 
     // Interface endpoints answer on 443 to anything in the VPC.
     let v = vpc_ref.clone();
-    let group_name = names::fit(&project.stack_name(), "vpc-endpoints", names::limits::SECURITY_GROUP);
-    let sg = Node::new("network/security-group/vpc-endpoints", k.security_group.clone())
-        .after(&vpc_ref)
-        .spec(move |inputs| {
-            let vpc = inputs.get(&v)?;
-            Ok(SecurityGroupSpec {
-                vpc_id: vpc.vpc_id,
-                group_name: group_name.clone(),
-                description: "HTTPS from the VPC to its interface endpoints".into(),
-                ingress: BTreeSet::from([IngressRule::tcp_from_cidr(443, &vpc.cidr_block)]),
-            })
-        });
+    let group_name = names::fit(
+        &project.stack_name(),
+        "vpc-endpoints",
+        names::limits::SECURITY_GROUP,
+    );
+    let sg = Node::new(
+        "network/security-group/vpc-endpoints",
+        k.security_group.clone(),
+    )
+    .after(&vpc_ref)
+    .spec(move |inputs| {
+        let vpc = inputs.get(&v)?;
+        Ok(SecurityGroupSpec {
+            vpc_id: vpc.vpc_id,
+            group_name: group_name.clone(),
+            description: "HTTPS from the VPC to its interface endpoints".into(),
+            ingress: BTreeSet::from([IngressRule::tcp_from_cidr(443, &vpc.cidr_block)]),
+        })
+    });
     let sg_ref: Ref<SecurityGroupOut> = sg.handle();
     g.add(sg)?;
 
@@ -289,9 +318,18 @@ mod tests {
 
     #[test]
     fn endpoint_services_follow_the_partition() {
-        assert_eq!(endpoint_service("us-east-1", "ecr.api"), "com.amazonaws.us-east-1.ecr.api");
-        assert_eq!(endpoint_service("cn-north-1", "ecr.dkr"), "cn.com.amazonaws.cn-north-1.ecr.dkr");
-        assert_eq!(endpoint_service("cn-north-1", "s3"), "com.amazonaws.cn-north-1.s3");
+        assert_eq!(
+            endpoint_service("us-east-1", "ecr.api"),
+            "com.amazonaws.us-east-1.ecr.api"
+        );
+        assert_eq!(
+            endpoint_service("cn-north-1", "ecr.dkr"),
+            "cn.com.amazonaws.cn-north-1.ecr.dkr"
+        );
+        assert_eq!(
+            endpoint_service("cn-north-1", "s3"),
+            "com.amazonaws.cn-north-1.s3"
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub struct Emulator {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
-    #[error("moto_server not found: looked for $MOTO_SERVER, {0}, and moto_server on PATH; run scripts/setup first")]
+    #[error(
+        "moto_server not found: looked for $MOTO_SERVER, {0}, and moto_server on PATH; run scripts/setup first"
+    )]
     NotFound(String),
     #[error("could not start moto_server: {0}")]
     Spawn(std::io::Error),

@@ -25,10 +25,15 @@ pub fn main() -> ExitCode {
                 .build(),
         )
     }));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
-            report(run::Failure::new(format!("could not start the async runtime: {e}")));
+            report(run::Failure::new(format!(
+                "could not start the async runtime: {e}"
+            )));
             return ExitCode::FAILURE;
         }
     };

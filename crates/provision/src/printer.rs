@@ -29,7 +29,9 @@ pub struct Printer {
 
 /// Whether to colour output written to a stream: only on a terminal, and never with `NO_COLOR`.
 pub fn use_color(is_terminal: bool) -> bool {
-    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
 struct Style {
@@ -92,7 +94,9 @@ impl Printer {
 
     fn line(&self, text: &str) {
         let _guard = self.lock.lock();
-        let stamp = self.style().dim(&format!("[{:>6.1}s]", self.start.elapsed().as_secs_f64()));
+        let stamp = self
+            .style()
+            .dim(&format!("[{:>6.1}s]", self.start.elapsed().as_secs_f64()));
         eprintln!("{stamp} {text}");
     }
 
@@ -131,7 +135,11 @@ impl Printer {
         if parts.is_empty() {
             parts.push("nothing to do".into());
         }
-        self.info(&format!("{verb} in {}: {}.", human(s.elapsed), parts.join(", ")));
+        self.info(&format!(
+            "{verb} in {}: {}.",
+            human(s.elapsed),
+            parts.join(", ")
+        ));
     }
 }
 
@@ -139,7 +147,12 @@ impl EventSink for Printer {
     fn emit(&self, event: Event) {
         let st = self.style();
         match event {
-            Event::Started { id, noun, action, name } => {
+            Event::Started {
+                id,
+                noun,
+                action,
+                name,
+            } => {
                 if self.verbosity == Verbosity::Quiet || action == Action::Noop {
                     return;
                 }
@@ -165,11 +178,23 @@ impl EventSink for Printer {
                     self.line(&st.dim(&format!("  {id}: waiting for {on}")));
                 }
             }
-            Event::Finished { id, outcome, elapsed } => {
-                let took = if elapsed > Duration::from_millis(500) { format!(" ({})", human(elapsed)) } else { String::new() };
+            Event::Finished {
+                id,
+                outcome,
+                elapsed,
+            } => {
+                let took = if elapsed > Duration::from_millis(500) {
+                    format!(" ({})", human(elapsed))
+                } else {
+                    String::new()
+                };
                 match outcome {
                     Outcome::Unchanged if self.verbosity != Verbosity::Verbose => {}
-                    Outcome::Failed(message) => self.line(&format!("{} {id}: {}", st.red("✗"), st.red(&format!("failed: {message}")))),
+                    Outcome::Failed(message) => self.line(&format!(
+                        "{} {id}: {}",
+                        st.red("✗"),
+                        st.red(&format!("failed: {message}"))
+                    )),
                     Outcome::Skipped(reason) => {
                         if self.verbosity != Verbosity::Quiet {
                             self.line(&st.yellow(&format!("- {id}: skipped: {reason}")));
@@ -212,16 +237,31 @@ fn change_line(c: &Change, st: &Style) -> String {
         None => "(known after apply)".to_string(),
         some => value(some),
     };
-    let forces = if c.forces_replacement { st.magenta("  (forces replacement)") } else { String::new() };
+    let forces = if c.forces_replacement {
+        st.magenta("  (forces replacement)")
+    } else {
+        String::new()
+    };
     match &c.old {
         None => format!("      {}: {}{forces}", c.setting, st.green(&new)),
-        old => format!("      {}: {} -> {}{forces}", c.setting, st.red(&value(old)), st.green(&new)),
+        old => format!(
+            "      {}: {} -> {}{forces}",
+            c.setting,
+            st.red(&value(old)),
+            st.green(&new)
+        ),
     }
 }
 
 /// Renders a plan for people: each resource to change, and for updates each setting, old to
 /// new. Resources that stay as they are are counted, not listed (unless `verbose`).
-pub fn render_plan(plan: &Plan, heading: &str, color: bool, verbose: bool, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn render_plan(
+    plan: &Plan,
+    heading: &str,
+    color: bool,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let st = Style { on: color };
     writeln!(out, "{}", st.bold(heading))?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -252,7 +292,13 @@ pub fn render_plan(plan: &Plan, heading: &str, color: bool, verbose: bool, out: 
             (Some(n), None) => format!(" {}", st.dim(n)),
             _ => String::new(),
         };
-        writeln!(out, "  {painted} {:<8} {} {}{ident}", step.action.verb(), step.noun, step.id)?;
+        writeln!(
+            out,
+            "  {painted} {:<8} {} {}{ident}",
+            step.action.verb(),
+            step.noun,
+            step.id
+        )?;
         if let Some(reason) = &step.reason {
             writeln!(out, "      {}", st.dim(reason))?;
         }
@@ -262,7 +308,15 @@ pub fn render_plan(plan: &Plan, heading: &str, color: bool, verbose: bool, out: 
             }
         }
     }
-    let order = ["to create", "to update", "to replace", "to delete", "to wait for", "to record", "unchanged"];
+    let order = [
+        "to create",
+        "to update",
+        "to replace",
+        "to delete",
+        "to wait for",
+        "to record",
+        "unchanged",
+    ];
     let summary: Vec<String> = order
         .iter()
         .filter_map(|w| counts.get(w).map(|n| format!("{n} {w}")))
@@ -278,7 +332,10 @@ pub fn render_plan(plan: &Plan, heading: &str, color: bool, verbose: bool, out: 
 /// Prints outputs on stdout: `key = value` lines, or one JSON object.
 pub fn print_outputs(outputs: &BTreeMap<String, Value>, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(outputs).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(outputs).unwrap_or_default()
+        );
         return;
     }
     for (k, v) in outputs {

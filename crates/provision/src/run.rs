@@ -50,20 +50,32 @@ impl From<ConfigError> for Failure {
             ConfigError::Syntax { .. } => Some("fix the JSON at that line; nothing was changed in AWS".to_string()),
             ConfigError::Invalid { .. } => Some("fix these keys and run again; nothing was changed in AWS".to_string()),
         };
-        Failure { message: e.to_string(), hint, exit: 1 }
+        Failure {
+            message: e.to_string(),
+            hint,
+            exit: 1,
+        }
     }
 }
 
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
         let hint = e.hint();
-        Failure { message: e.to_string(), hint, exit: 1 }
+        Failure {
+            message: e.to_string(),
+            hint,
+            exit: 1,
+        }
     }
 }
 
 impl From<provision_core::resource::ResourceError> for Failure {
     fn from(e: provision_core::resource::ResourceError) -> Self {
-        Failure { message: e.message, hint: e.hint, exit: 1 }
+        Failure {
+            message: e.message,
+            hint: e.hint,
+            exit: 1,
+        }
     }
 }
 
@@ -122,7 +134,10 @@ fn wait_scale() -> Result<f64, Failure> {
         Err(_) => Ok(1.0),
         Ok(s) => match s.trim().parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-            _ => Err(Failure::new(format!("PROVISION_WAIT_SCALE is `{s}`, not a positive number")).hint("unset it, or set it to a factor such as 0.05")),
+            _ => Err(Failure::new(format!(
+                "PROVISION_WAIT_SCALE is `{s}`, not a positive number"
+            ))
+            .hint("unset it, or set it to a factor such as 0.05")),
         },
     }
 }
@@ -130,19 +145,32 @@ fn wait_scale() -> Result<f64, Failure> {
 fn session(global: &Global, checks: Checks, builder: Option<String>) -> Result<Session, Failure> {
     let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
     if !root.is_dir() {
-        return Err(Failure::new(format!("--root {} is not a folder", root.display())));
+        return Err(Failure::new(format!(
+            "--root {} is not a folder",
+            root.display()
+        )));
     }
-    let config_path = global.config.clone().unwrap_or_else(|| PathBuf::from("config/default.json"));
+    let config_path = global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("config/default.json"));
     let config: Config = config::load_with(&config_path, &root, checks)?;
     let store: Arc<dyn StateStore> = match global.state.as_deref() {
         Some(s) if s.starts_with("s3://") => {
-            return Err(Failure::new(format!("--state {s}: state in S3 is not available in this build")).hint("use a local --state path"));
+            return Err(Failure::new(format!(
+                "--state {s}: state in S3 is not available in this build"
+            ))
+            .hint("use a local --state path"));
         }
         Some(path) => Arc::new(LocalStore::new(path)),
         None => Arc::new(LocalStore::new(default_state_path(&config))),
     };
     Ok(Session {
-        project: Project { config, root, builder },
+        project: Project {
+            config,
+            root,
+            builder,
+        },
         store,
         printer: Arc::new(Printer::new(verbosity(global))),
         global_endpoint: global.endpoint_url.clone(),
@@ -181,29 +209,43 @@ impl Session {
         let stack = self.stack();
         match self.store.load().await? {
             Some(state) => {
-                state.check_matches(&stack.name, &stack.account, &stack.region, &self.store.location())?;
+                state.check_matches(
+                    &stack.name,
+                    &stack.account,
+                    &stack.region,
+                    &self.store.location(),
+                )?;
                 Ok(state)
             }
             None => Ok(State::new(&stack.name, &stack.account, &stack.region)),
         }
     }
 
-    fn engine(&self, options: &ApplyOptions, cancel: watch::Receiver<bool>) -> Result<Engine, Failure> {
+    fn engine(
+        &self,
+        options: &ApplyOptions,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Engine, Failure> {
         let scale = wait_scale()?;
         let settings = RunSettings {
             wait_scale: scale,
             timeouts: options.timeouts.iter().cloned().collect(),
             timeout_scale: scale,
         };
-        Ok(Engine::new(self.stack(), self.printer.clone(), settings, cancel).with_concurrency(options.concurrency))
+        Ok(
+            Engine::new(self.stack(), self.printer.clone(), settings, cancel)
+                .with_concurrency(options.concurrency),
+        )
     }
 }
 
 /// Asks before changing anything; refuses without a terminal.
 fn confirm(question: &str) -> Result<bool, Failure> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(Failure::new("refusing to change AWS without confirmation: this is not an interactive terminal")
-            .hint("pass --yes to apply without asking; `provision plan` shows what would change"));
+        return Err(Failure::new(
+            "refusing to change AWS without confirmation: this is not an interactive terminal",
+        )
+        .hint("pass --yes to apply without asking; `provision plan` shows what would change"));
     }
     #[allow(clippy::print_stderr)]
     {
@@ -214,7 +256,10 @@ fn confirm(question: &str) -> Result<bool, Failure> {
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Failure::new(format!("could not read the answer: {e}")))?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Ctrl-C once: finish what is in flight, start nothing new. Twice: leave now (the state is
@@ -266,20 +311,30 @@ async fn locked<T, F>(session: &Session, command: &str, body: F) -> Result<T, Fa
 where
     F: std::future::Future<Output = Result<T, Failure>>,
 {
-    session.store.lock(&LockInfo::for_this_process(command)).await?;
+    session
+        .store
+        .lock(&LockInfo::for_this_process(command))
+        .await?;
     let result = body.await;
     if let Err(e) = session.store.unlock().await {
-        session.printer.warn(&format!("could not release the state lock: {e}"));
+        session
+            .printer
+            .warn(&format!("could not release the state lock: {e}"));
     }
     result
 }
 
-async fn up(global: &Global, options: &ApplyOptions, builder: Option<String>) -> Result<ExitCode, Failure> {
+async fn up(
+    global: &Global,
+    options: &ApplyOptions,
+    builder: Option<String>,
+) -> Result<ExitCode, Failure> {
     let session = session(global, Checks::Full, builder)?;
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
-    let graph = provision_stack::graph(&session.project, &kinds).map_err(|e| Failure::new(e.to_string()))?;
+    let graph = provision_stack::graph(&session.project, &kinds)
+        .map_err(|e| Failure::new(e.to_string()))?;
     let cancel = cancel_on_interrupt(session.printer.clone());
     let engine = session.engine(options, cancel)?;
 
@@ -291,20 +346,35 @@ async fn up(global: &Global, options: &ApplyOptions, builder: Option<String>) ->
             || plan.steps.iter().any(|s| s.action == Action::Wait)
             || (state.outputs.is_empty() && !plan.steps.is_empty());
         if !needs_apply {
-            session.printer.info(&format!("{} is up to date.", session.project.stack_name()));
+            session
+                .printer
+                .info(&format!("{} is up to date.", session.project.stack_name()));
             return Ok((state.outputs.clone(), None));
         }
         if plan.has_changes() && !options.yes {
             let mut text = Vec::new();
-            let heading = format!("Plan for {} in account {} ({}):", session.project.stack_name(), session.project.config.account, session.project.config.region);
-            let _ = printer::render_plan(plan, &heading, printer::use_color(std::io::stderr().is_terminal()), false, &mut text);
+            let heading = format!(
+                "Plan for {} in account {} ({}):",
+                session.project.stack_name(),
+                session.project.config.account,
+                session.project.config.region
+            );
+            let _ = printer::render_plan(
+                plan,
+                &heading,
+                printer::use_color(std::io::stderr().is_terminal()),
+                false,
+                &mut text,
+            );
             session.printer.info(&String::from_utf8_lossy(&text));
             if !confirm("Apply these changes?")? {
                 return Err(Failure::new("cancelled; nothing was changed"));
             }
         }
         let handle = StateHandle::new(session.store.clone(), state);
-        let summary = engine.apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry()).await?;
+        let summary = engine
+            .apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry())
+            .await?;
         Ok((handle.snapshot().await.outputs, Some(summary)))
     })
     .await?;
@@ -329,7 +399,8 @@ async fn plan(global: &Global, json: bool) -> Result<ExitCode, Failure> {
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
-    let graph = provision_stack::graph(&session.project, &kinds).map_err(|e| Failure::new(e.to_string()))?;
+    let graph = provision_stack::graph(&session.project, &kinds)
+        .map_err(|e| Failure::new(e.to_string()))?;
     let (_tx, rx) = watch::channel(false);
     let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
     let state = session.load_state().await?;
@@ -343,11 +414,26 @@ async fn plan(global: &Global, json: bool) -> Result<ExitCode, Failure> {
         }));
     } else {
         let mut text = Vec::new();
-        let heading = format!("Plan for {} in account {} ({}):", session.project.stack_name(), session.project.config.account, session.project.config.region);
-        let _ = printer::render_plan(&prepared.plan, &heading, printer::use_color(std::io::stdout().is_terminal()), global.verbose > 0, &mut text);
+        let heading = format!(
+            "Plan for {} in account {} ({}):",
+            session.project.stack_name(),
+            session.project.config.account,
+            session.project.config.region
+        );
+        let _ = printer::render_plan(
+            &prepared.plan,
+            &heading,
+            printer::use_color(std::io::stdout().is_terminal()),
+            global.verbose > 0,
+            &mut text,
+        );
         printer::print_text(&String::from_utf8_lossy(&text));
     }
-    Ok(if changes { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failure> {
@@ -361,7 +447,10 @@ async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failu
     let summary = locked(&session, "down", async {
         let state = session.load_state().await?;
         if state.is_empty() {
-            session.printer.info(&format!("{}: nothing to delete.", session.project.stack_name()));
+            session.printer.info(&format!(
+                "{}: nothing to delete.",
+                session.project.stack_name()
+            ));
             if !state.outputs.is_empty() {
                 let handle = StateHandle::new(session.store.clone(), state);
                 handle.update(|s| s.outputs.clear()).await?;
@@ -371,8 +460,19 @@ async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failu
         if !options.yes {
             let plan = engine.destroy_plan(&state);
             let mut text = Vec::new();
-            let heading = format!("Delete {} from account {} ({}):", session.project.stack_name(), session.project.config.account, session.project.config.region);
-            let _ = printer::render_plan(&plan, &heading, printer::use_color(std::io::stderr().is_terminal()), false, &mut text);
+            let heading = format!(
+                "Delete {} from account {} ({}):",
+                session.project.stack_name(),
+                session.project.config.account,
+                session.project.config.region
+            );
+            let _ = printer::render_plan(
+                &plan,
+                &heading,
+                printer::use_color(std::io::stderr().is_terminal()),
+                false,
+                &mut text,
+            );
             session.printer.info(&String::from_utf8_lossy(&text));
             if !confirm("Delete all of these?")? {
                 return Err(Failure::new("cancelled; nothing was deleted"));
@@ -395,8 +495,11 @@ async fn outputs(global: &Global, json: bool) -> Result<ExitCode, Failure> {
     let session = session(global, Checks::ConfigOnly, None)?;
     let state = session.load_state().await?;
     if state.outputs.is_empty() {
-        return Err(Failure::new(format!("no outputs recorded in {}", session.store.location()))
-            .hint("run `provision up` first (with the same --config and --state)"));
+        return Err(Failure::new(format!(
+            "no outputs recorded in {}",
+            session.store.location()
+        ))
+        .hint("run `provision up` first (with the same --config and --state)"));
     }
     printer::print_outputs(&state.outputs, json);
     Ok(ExitCode::SUCCESS)
@@ -405,8 +508,13 @@ async fn outputs(global: &Global, json: bool) -> Result<ExitCode, Failure> {
 async fn unlock(global: &Global) -> Result<ExitCode, Failure> {
     let session = session(global, Checks::ConfigOnly, None)?;
     match session.store.force_unlock().await? {
-        Some(holder) => session.printer.info(&format!("Removed the lock of {holder} on {}.", session.store.location())),
-        None => session.printer.info(&format!("{} is not locked.", session.store.location())),
+        Some(holder) => session.printer.info(&format!(
+            "Removed the lock of {holder} on {}.",
+            session.store.location()
+        )),
+        None => session
+            .printer
+            .info(&format!("{} is not locked.", session.store.location())),
     }
     Ok(ExitCode::SUCCESS)
 }

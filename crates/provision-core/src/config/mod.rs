@@ -250,7 +250,12 @@ pub fn parse(text: &str, path: &Path, root: &Path) -> Result<Config, ConfigError
     parse_with(text, path, root, Checks::Full)
 }
 
-pub fn parse_with(text: &str, path: &Path, root: &Path, checks: Checks) -> Result<Config, ConfigError> {
+pub fn parse_with(
+    text: &str,
+    path: &Path,
+    root: &Path,
+    checks: Checks,
+) -> Result<Config, ConfigError> {
     let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
         message: syntax_message(&e),
@@ -654,7 +659,9 @@ impl Validator {
                 }
             });
             match (actions, resources) {
-                (Some(actions), Some(resources)) => out.push(PolicyStatement { actions, resources }),
+                (Some(actions), Some(resources)) => {
+                    out.push(PolicyStatement { actions, resources })
+                }
                 _ => ok = false,
             }
         }
@@ -673,7 +680,10 @@ impl Validator {
             return None;
         };
         let Some(items) = v.as_array() else {
-            self.issue(path, format!("must be a list of strings, got {}", type_name(v)));
+            self.issue(
+                path,
+                format!("must be a list of strings, got {}", type_name(v)),
+            );
             return None;
         };
         if items.is_empty() {
@@ -707,9 +717,7 @@ impl Validator {
     fn build_folder(&mut self, path: &KeyPath, name: &str, parent: &str) -> Option<String> {
         let rel = Path::new(name);
         let escapes = rel.is_absolute()
-            || rel
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_)))
+            || rel.components().any(|c| !matches!(c, Component::Normal(_)))
             || name.contains('\\');
         if escapes {
             self.issue(
@@ -780,7 +788,11 @@ impl Validator {
         };
         let ours: Map<String, Value> = map
             .iter()
-            .filter(|(k, _)| !(k.starts_with("@aws-cdk/") || k.starts_with("aws-cdk:") || k.starts_with("@aws-cdk-")))
+            .filter(|(k, _)| {
+                !(k.starts_with("@aws-cdk/")
+                    || k.starts_with("aws-cdk:")
+                    || k.starts_with("@aws-cdk-"))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let ours = Value::Object(ours);
@@ -838,18 +850,20 @@ impl Validator {
                     None
                 }
             });
-        let domain_name = self.required_string(&path, map, "domain_name").and_then(|d| {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if is_domain(&d) {
-                Some(d)
-            } else {
-                self.issue(
-                    &path.key("domain_name"),
-                    format!("`{d}` is not a valid domain name"),
-                );
-                None
-            }
-        });
+        let domain_name = self
+            .required_string(&path, map, "domain_name")
+            .and_then(|d| {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                if is_domain(&d) {
+                    Some(d)
+                } else {
+                    self.issue(
+                        &path.key("domain_name"),
+                        format!("`{d}` is not a valid domain name"),
+                    );
+                    None
+                }
+            });
         if let (Some(e), Some(d)) = (&environment, &domain_name) {
             let app = app_domain(e, d);
             if app.len() > 253 {
@@ -887,7 +901,9 @@ impl Validator {
         }
 
         // Every name the app receives must be distinct, or one would silently overwrite another.
-        if let (Some(functions), Some(endpoints), Some(env)) = (&functions, &endpoints, &streamlit_env) {
+        if let (Some(functions), Some(endpoints), Some(env)) =
+            (&functions, &endpoints, &streamlit_env)
+        {
             let mut seen: BTreeMap<&str, String> = BTreeMap::new();
             for k in env.keys() {
                 seen.insert(k, path.key("streamlit_environment_variables").key(k).0);
@@ -895,9 +911,17 @@ impl Validator {
             let named = functions
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (&f.environment_variable_name, path.key("lambda_functions").index(i)))
+                .map(|(i, f)| {
+                    (
+                        &f.environment_variable_name,
+                        path.key("lambda_functions").index(i),
+                    )
+                })
                 .chain(endpoints.iter().enumerate().map(|(i, e)| {
-                    (&e.environment_variable_name, path.key("sagemaker_endpoints").index(i))
+                    (
+                        &e.environment_variable_name,
+                        path.key("sagemaker_endpoints").index(i),
+                    )
                 }));
             for (name, p) in named {
                 let p = p.key("environment_variable_name");
@@ -958,16 +982,13 @@ impl Validator {
         {
             self.issue(
                 &path.key("function_type"),
-                format!("`{k}` is not a supported function type; the only one is `from_docker_image`"),
+                format!(
+                    "`{k}` is not a supported function type; the only one is `from_docker_image`"
+                ),
             );
         }
         let env_name = self.env_var_name(path, map);
-        let image = self.image_source(
-            path,
-            map,
-            ("folder_name", "functions"),
-            ("ecr_repo", "tag"),
-        );
+        let image = self.image_source(path, map, ("folder_name", "functions"), ("ecr_repo", "tag"));
         let platform = self.platform(path, map, "platform", Platform::Amd64);
         let timeout = self.optional_integer(path, map, "timeout", 1, 15, 5);
         let memory = self.optional_integer(path, map, "memory_size", 128, 10_240, 512);
@@ -992,7 +1013,8 @@ impl Validator {
                 );
             }
         }
-        let statements = self.statements(&path.key("policy_statements"), map.get("policy_statements"));
+        let statements =
+            self.statements(&path.key("policy_statements"), map.get("policy_statements"));
         if kind.as_deref() != Some("from_docker_image") {
             return None;
         }
@@ -1094,7 +1116,10 @@ impl Validator {
                     if let Some(first) = names.get(&key) {
                         self.issue(
                             &path.index(i).key("endpoint_name"),
-                            format!("`{}` is already the name of sagemaker_endpoints[{first}]", e.endpoint_name),
+                            format!(
+                                "`{}` is already the name of sagemaker_endpoints[{first}]",
+                                e.endpoint_name
+                            ),
                         );
                         ok = false;
                     } else {
@@ -1171,8 +1196,10 @@ impl Validator {
             );
             return None;
         }
-        if let (Some(Capacity::Serverless { .. }), Some(EndpointModel::Huggingface { use_gpu: true, .. })) =
-            (&capacity, &model)
+        if let (
+            Some(Capacity::Serverless { .. }),
+            Some(EndpointModel::Huggingface { use_gpu: true, .. }),
+        ) = (&capacity, &model)
         {
             self.issue(
                 &path.key("use_gpu"),
@@ -1211,7 +1238,11 @@ impl Validator {
                 let m = self.object(
                     &p,
                     s,
-                    &["memory_size_in_mb", "max_concurrency", "provisioned_concurrency"],
+                    &[
+                        "memory_size_in_mb",
+                        "max_concurrency",
+                        "provisioned_concurrency",
+                    ],
                 )?;
                 let memory = match m.get("memory_size_in_mb") {
                     None | Some(Value::Null) => {
@@ -1221,7 +1252,9 @@ impl Validator {
                     Some(v) => {
                         let mp = p.key("memory_size_in_mb");
                         match v.as_u64() {
-                            Some(n) if (1024..=6144).contains(&n) && n % 1024 == 0 => Some(n as u32),
+                            Some(n) if (1024..=6144).contains(&n) && n % 1024 == 0 => {
+                                Some(n as u32)
+                            }
                             _ => {
                                 let got = match v {
                                     Value::Number(n) => n.to_string(),
@@ -1276,7 +1309,11 @@ impl Validator {
                 let m = self.object(
                     &p,
                     v,
-                    &["instance_type", "initial_instance_count", "initial_variant_weight"],
+                    &[
+                        "instance_type",
+                        "initial_instance_count",
+                        "initial_variant_weight",
+                    ],
                 )?;
                 let instance_type = self.required_string(&p, m, "instance_type").and_then(|t| {
                     if is_instance_type(&t) {
@@ -1292,7 +1329,9 @@ impl Validator {
                 let count = self.optional_integer(&p, m, "initial_instance_count", 1, 100, 1);
                 let weight = match m.get("initial_variant_weight") {
                     None | Some(Value::Null) => Some(1.0),
-                    Some(Value::Number(n)) if n.as_f64().is_some_and(|w| (0.0..=1.0).contains(&w)) => {
+                    Some(Value::Number(n))
+                        if n.as_f64().is_some_and(|w| (0.0..=1.0).contains(&w)) =>
+                    {
                         n.as_f64().map(|w| w as f32)
                     }
                     Some(other) => {
@@ -1312,7 +1351,12 @@ impl Validator {
         }
     }
 
-    fn s3_url(&mut self, path: &KeyPath, map: &Map<String, Value>, key: &str) -> Option<Option<String>> {
+    fn s3_url(
+        &mut self,
+        path: &KeyPath,
+        map: &Map<String, Value>,
+        key: &str,
+    ) -> Option<Option<String>> {
         let url = self.optional_string(path, map, key)?;
         match url {
             None => Some(None),
@@ -1326,7 +1370,9 @@ impl Validator {
                 } else {
                     self.issue(
                         &path.key(key),
-                        format!("`{u}` is not an S3 object URI (write `s3://bucket/path/model.tar.gz`)"),
+                        format!(
+                            "`{u}` is not an S3 object URI (write `s3://bucket/path/model.tar.gz`)"
+                        ),
                     );
                     None
                 }
@@ -1342,7 +1388,9 @@ impl Validator {
         let mut version = |key: &str, default: &str| -> Option<String> {
             let v = self.optional_string(path, map, key)?;
             let v = v.unwrap_or_else(|| default.to_string());
-            if v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            if v.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
                 Some(v)
             } else {
                 self.issue(
@@ -1392,16 +1440,18 @@ impl Validator {
             ("image_repo_name", "image_tag"),
         );
         let platform = self.platform(path, map, "platform", Platform::Amd64);
-        let bucket = self.optional_string(path, map, "model_data_bucket").and_then(|b| match b {
-            Some(b) if !is_bucket_name(&b) => {
-                self.issue(
-                    &path.key("model_data_bucket"),
-                    format!("`{b}` is not a valid S3 bucket name"),
-                );
-                None
-            }
-            other => Some(other),
-        });
+        let bucket = self
+            .optional_string(path, map, "model_data_bucket")
+            .and_then(|b| match b {
+                Some(b) if !is_bucket_name(&b) => {
+                    self.issue(
+                        &path.key("model_data_bucket"),
+                        format!("`{b}` is not a valid S3 bucket name"),
+                    );
+                    None
+                }
+                other => Some(other),
+            });
         let url = self.s3_url(path, map, "model_data_url");
         let env = self.env_map(
             &path.key("container_environment"),
@@ -1460,7 +1510,8 @@ fn is_env_name(s: &str) -> bool {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -1512,9 +1563,11 @@ fn is_instance_type(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     parts.len() == 3
         && parts[0] == "ml"
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        && parts[1..].iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// ECR repository names: lower case, `/`-separated components of alphanumerics joined by `.`, `_` or `-`.
@@ -1534,12 +1587,14 @@ fn is_image_tag(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && (s.as_bytes()[0].is_ascii_alphanumeric() || s.as_bytes()[0] == b'_')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn is_bucket_name(s: &str) -> bool {
     (3..=63).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
         && !s.contains("..")

@@ -153,7 +153,9 @@ pub enum RunError {
         failures: Vec<Failure>,
         summary: Summary,
     },
-    #[error("interrupted; the state records everything done so far, so rerunning continues from there")]
+    #[error(
+        "interrupted; the state records everything done so far, so rerunning continues from there"
+    )]
     Cancelled { summary: Summary },
 }
 
@@ -202,14 +204,16 @@ pub fn token_for(stack: &str, id: &LogicalId, generation: u32) -> String {
 
 /// SHA-256 of the canonical JSON of a resource's settings.
 pub fn fingerprint(settings: &Settings) -> String {
-    let text = serde_json::to_string(&canonical(&Value::Object(settings.clone()))).unwrap_or_default();
+    let text =
+        serde_json::to_string(&canonical(&Value::Object(settings.clone()))).unwrap_or_default();
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let sorted: BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
             Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
         }
         Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
@@ -217,10 +221,22 @@ fn canonical(v: &Value) -> Value {
     }
 }
 
-fn record_from_live(kind: &dyn Kind, name: Option<&str>, live: &Live, token: String, generation: u32, deps: Vec<LogicalId>, settings: Settings) -> Record {
+fn record_from_live(
+    kind: &dyn Kind,
+    name: Option<&str>,
+    live: &Live,
+    token: String,
+    generation: u32,
+    deps: Vec<LogicalId>,
+    settings: Settings,
+) -> Record {
     Record {
         kind: kind.name().to_string(),
-        status: if live.ready { Status::Ready } else { Status::Created },
+        status: if live.ready {
+            Status::Ready
+        } else {
+            Status::Created
+        },
         physical_id: Some(live.physical_id.clone()),
         name: name.map(str::to_string),
         token,
@@ -290,11 +306,16 @@ struct EngineParts {
 
 impl EngineParts {
     fn cx(&self, id: &LogicalId, handle: &Arc<StateHandle>) -> Cx {
-        Cx::new(id.clone(), self.stack.clone(), self.events.clone(), self.settings.clone())
-            .with_journal(Arc::new(StateJournal {
-                handle: handle.clone(),
-            }))
-            .with_cancel(self.cancel.clone())
+        Cx::new(
+            id.clone(),
+            self.stack.clone(),
+            self.events.clone(),
+            self.settings.clone(),
+        )
+        .with_journal(Arc::new(StateJournal {
+            handle: handle.clone(),
+        }))
+        .with_cancel(self.cancel.clone())
     }
     fn emit(&self, e: Event) {
         self.events.emit(e);
@@ -337,8 +358,13 @@ impl Engine {
     }
 
     fn detached_cx(&self, id: &LogicalId) -> Cx {
-        Cx::new(id.clone(), self.stack.clone(), self.events.clone(), self.settings.clone())
-            .with_cancel(self.cancel.clone())
+        Cx::new(
+            id.clone(),
+            self.stack.clone(),
+            self.events.clone(),
+            self.settings.clone(),
+        )
+        .with_cancel(self.cancel.clone())
     }
 
     /// Reads every resource and works out what `up` would do. Makes no mutating call.
@@ -422,7 +448,10 @@ impl Engine {
                 (None, desired) => {
                     step.action = Action::Create;
                     if record.is_some_and(|r| r.physical_id.is_some()) {
-                        step.reason = Some("recorded in the state but gone from AWS: it will be created again".into());
+                        step.reason = Some(
+                            "recorded in the state but gone from AWS: it will be created again"
+                                .into(),
+                        );
                     }
                     if let Ok(d) = desired {
                         step.changes = d
@@ -444,9 +473,12 @@ impl Engine {
                     ));
                 }
                 (Some(l), Ok(d)) => {
-                    let changes = node_changes(node.kind.as_ref(), node.name.as_deref(), &d, l, record);
+                    let changes =
+                        node_changes(node.kind.as_ref(), node.name.as_deref(), &d, l, record);
                     step.action = if changes.is_empty() {
-                        if record.and_then(|r| r.physical_id.as_deref()) != Some(l.physical_id.as_str()) {
+                        if record.and_then(|r| r.physical_id.as_deref())
+                            != Some(l.physical_id.as_str())
+                        {
                             Action::Adopt
                         } else if !l.ready {
                             Action::Wait
@@ -525,7 +557,10 @@ impl Engine {
         } = prepared;
         let mut observed = observed;
 
-        let mut phase: HashMap<LogicalId, Phase> = order.iter().map(|id| (id.clone(), Phase::Waiting)).collect();
+        let mut phase: HashMap<LogicalId, Phase> = order
+            .iter()
+            .map(|id| (id.clone(), Phase::Waiting))
+            .collect();
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
@@ -543,9 +578,10 @@ impl Engine {
                         continue;
                     }
                     let Some(node) = graph.get(id) else { continue };
-                    let blocked_by = node.deps.iter().find(|d| {
-                        matches!(phase.get(&d.id), Some(Phase::Failed | Phase::Skipped))
-                    });
+                    let blocked_by = node
+                        .deps
+                        .iter()
+                        .find(|d| matches!(phase.get(&d.id), Some(Phase::Failed | Phase::Skipped)));
                     let skip_reason = if let Some(dep) = blocked_by {
                         Some(format!("needs {}, which did not finish", dep.id))
                     } else if self.cancel_requested() {
@@ -670,7 +706,10 @@ impl Engine {
                     id: unresolved.0.clone(),
                     noun: "output".into(),
                     action: Action::Noop,
-                    error: ResourceError::fatal(format!("the stack's outputs need {}, which has none", unresolved.0)),
+                    error: ResourceError::fatal(format!(
+                        "the stack's outputs need {}, which has none",
+                        unresolved.0
+                    )),
                 }),
             }
         }
@@ -686,7 +725,11 @@ impl Engine {
     }
 
     /// Deletes everything the state records, dependents first, then leaves an empty state.
-    pub async fn destroy(&self, handle: Arc<StateHandle>, kinds: &Kinds) -> Result<Summary, RunError> {
+    pub async fn destroy(
+        &self,
+        handle: Arc<StateHandle>,
+        kinds: &Kinds,
+    ) -> Result<Summary, RunError> {
         let start = Instant::now();
         let state = handle.snapshot().await;
         let mut targets: Vec<Target> = state
@@ -766,7 +809,8 @@ impl Engine {
             }
         }
         let mut started = vec![false; n];
-        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Result<Outcome, ResourceError>, Duration)>();
+        let (tx, mut rx) =
+            mpsc::unbounded_channel::<(usize, Result<Outcome, ResourceError>, Duration)>();
         let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         let mut running = 0;
@@ -796,7 +840,9 @@ impl Engine {
             if running == 0 {
                 break;
             }
-            let Some((i, result, elapsed)) = rx.recv().await else { break };
+            let Some((i, result, elapsed)) = rx.recv().await else {
+                break;
+            };
             running -= 1;
             let target = &targets[i];
             let outcome = match result {
@@ -915,7 +961,8 @@ async fn delete_one(
             Ok(()) => break,
             Err(e) if e.is_transient() && attempt < 5 => {
                 attempt += 1;
-                cx.sleep(cx.scaled(Duration::from_millis(500 * (1 << attempt)))).await?;
+                cx.sleep(cx.scaled(Duration::from_millis(500 * (1 << attempt))))
+                    .await?;
             }
             Err(e) => return Err(e),
         }
@@ -938,13 +985,18 @@ async fn forget(handle: &Arc<StateHandle>, target: &Target) -> Result<(), StateE
 }
 
 /// Reads, retrying transient errors a few times (the SDK already retried each call).
-async fn read_with_retry(kind: &dyn Kind, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
+async fn read_with_retry(
+    kind: &dyn Kind,
+    cx: &Cx,
+    lookup: &Lookup<'_>,
+) -> Result<Option<Live>, ResourceError> {
     let mut attempt = 0;
     loop {
         match kind.read(cx, lookup).await {
             Err(e) if e.is_transient() && attempt < 4 => {
                 attempt += 1;
-                cx.sleep(cx.scaled(Duration::from_millis(400 * (1 << attempt)))).await?;
+                cx.sleep(cx.scaled(Duration::from_millis(400 * (1 << attempt))))
+                    .await?;
             }
             other => return other,
         }
@@ -953,11 +1005,20 @@ async fn read_with_retry(kind: &dyn Kind, cx: &Cx, lookup: &Lookup<'_>) -> Resul
 
 /// The changes between what a node wants and what is live, including a rename (which
 /// always replaces: names are identities).
-fn node_changes(kind: &dyn Kind, name: Option<&str>, desired: &Settings, live: &Live, record: Option<&Record>) -> Vec<Change> {
+fn node_changes(
+    kind: &dyn Kind,
+    name: Option<&str>,
+    desired: &Settings,
+    live: &Live,
+    record: Option<&Record>,
+) -> Vec<Change> {
     // Settings AWS does not report are taken as applied only if a run recorded applying them
     // to this very resource; an intent, or a resource found by tags, proves nothing.
     let applied = record
-        .filter(|r| r.status != Status::Creating && r.physical_id.as_deref() == Some(live.physical_id.as_str()))
+        .filter(|r| {
+            r.status != Status::Creating
+                && r.physical_id.as_deref() == Some(live.physical_id.as_str())
+        })
         .map(|r| &r.settings);
     let mut changes = diff(desired, &live.settings, applied, kind.replace_on());
     if let (Some(want), Some(have)) = (name, record.and_then(|r| r.name.as_deref()))
@@ -984,7 +1045,10 @@ async fn run_node(
     tx: &mpsc::UnboundedSender<Msg>,
 ) -> (Action, Result<Outcome, ResourceError>) {
     let Some(node) = shared.graph.get(id) else {
-        return (Action::Noop, Err(ResourceError::fatal(format!("{id} is not in the graph"))));
+        return (
+            Action::Noop,
+            Err(ResourceError::fatal(format!("{id} is not in the graph"))),
+        );
     };
     let kind = node.kind.as_ref();
     let parts = &shared.engine;
@@ -1016,24 +1080,56 @@ async fn run_node(
     let Some(live) = observed else {
         let generation = record.as_ref().map(|r| r.generation).unwrap_or(0);
         // A record with only an intent keeps its token: the create it announced may have happened.
-        let result = create(shared, &cx, node, &desired_settings, generation, &deps, &publish).await;
+        let result = create(
+            shared,
+            &cx,
+            node,
+            &desired_settings,
+            generation,
+            &deps,
+            &publish,
+        )
+        .await;
         return (Action::Create, result.map(|_| Outcome::Created));
     };
 
-    let changes = node_changes(kind, node.name.as_deref(), &desired_settings, &live, record.as_ref());
+    let changes = node_changes(
+        kind,
+        node.name.as_deref(),
+        &desired_settings,
+        &live,
+        record.as_ref(),
+    );
     if changes.is_empty() {
-        let known = record.as_ref().and_then(|r| r.physical_id.as_deref()) == Some(live.physical_id.as_str());
-        let outcome = if known { Outcome::Unchanged } else { Outcome::Adopted };
+        let known = record.as_ref().and_then(|r| r.physical_id.as_deref())
+            == Some(live.physical_id.as_str());
+        let outcome = if known {
+            Outcome::Unchanged
+        } else {
+            Outcome::Adopted
+        };
         if !known || record.as_ref().is_some_and(|r| r.outputs != live.outputs) {
             let token = record
                 .as_ref()
                 .map(|r| r.token.clone())
                 .unwrap_or_else(|| token_for(&parts.stack.name, id, 0));
             let generation = record.as_ref().map(|r| r.generation).unwrap_or(0);
-            let rec = record_from_live(kind, node.name.as_deref(), &live, token, generation, deps.clone(), desired_settings.clone());
-            if let Err(e) = shared.handle.update(|s| {
-                s.resources.insert(id.clone(), rec);
-            }).await {
+            let rec = record_from_live(
+                kind,
+                node.name.as_deref(),
+                &live,
+                token,
+                generation,
+                deps.clone(),
+                desired_settings.clone(),
+            );
+            if let Err(e) = shared
+                .handle
+                .update(|s| {
+                    s.resources.insert(id.clone(), rec);
+                })
+                .await
+            {
                 return (Action::Adopt, Err(state_failure(e)));
             }
         }
@@ -1063,28 +1159,55 @@ async fn run_node(
         let generation = record.as_ref().map(|r| r.generation).unwrap_or(0) + 1;
         let old = match &record {
             Some(r) if r.physical_id.as_deref() == Some(live.physical_id.as_str()) => r.clone(),
-            _ => record_from_live(kind, None, &live, String::new(), generation - 1, deps.clone(), live.settings.clone()),
+            _ => record_from_live(
+                kind,
+                None,
+                &live,
+                String::new(),
+                generation - 1,
+                deps.clone(),
+                live.settings.clone(),
+            ),
         };
         if kind.create_before_delete() {
             let moved = shared.handle.update(|s| {
                 s.resources.remove(id);
-                s.deposed.push(Deposed { id: id.clone(), record: old });
+                s.deposed.push(Deposed {
+                    id: id.clone(),
+                    record: old,
+                });
             });
             if let Err(e) = moved.await {
                 return (Action::Replace, Err(state_failure(e)));
             }
         } else {
-            cx.progress(format!("deleting the old {} first (its replacement takes the same name)", kind.noun()));
+            cx.progress(format!(
+                "deleting the old {} first (its replacement takes the same name)",
+                kind.noun()
+            ));
             if let Err(e) = kind.delete(&cx, &old).await {
                 return (Action::Replace, Err(e));
             }
-            if let Err(e) = shared.handle.update(|s| {
-                s.resources.remove(id);
-            }).await {
+            if let Err(e) = shared
+                .handle
+                .update(|s| {
+                    s.resources.remove(id);
+                })
+                .await
+            {
                 return (Action::Replace, Err(state_failure(e)));
             }
         }
-        let result = create(shared, &cx, node, &desired_settings, generation, &deps, &publish).await;
+        let result = create(
+            shared,
+            &cx,
+            node,
+            &desired_settings,
+            generation,
+            &deps,
+            &publish,
+        )
+        .await;
         return (Action::Replace, result.map(|_| Outcome::Replaced));
     }
 
@@ -1110,10 +1233,22 @@ async fn run_node(
         Ok(l) => l,
         Err(e) => return (Action::Update, Err(e)),
     };
-    let rec = record_from_live(kind, node.name.as_deref(), &updated, token, generation, deps, desired_settings);
-    if let Err(e) = shared.handle.update(|s| {
-        s.resources.insert(id.clone(), rec);
-    }).await {
+    let rec = record_from_live(
+        kind,
+        node.name.as_deref(),
+        &updated,
+        token,
+        generation,
+        deps,
+        desired_settings,
+    );
+    if let Err(e) = shared
+        .handle
+        .update(|s| {
+            s.resources.insert(id.clone(), rec);
+        })
+        .await
+    {
         return (Action::Update, Err(state_failure(e)));
     }
     publish(&updated);
@@ -1124,7 +1259,12 @@ async fn run_node(
 }
 
 /// Waits for readiness if needed and records it.
-async fn finish_ready(shared: &Arc<Shared>, cx: &Cx, kind: &dyn Kind, live: Live) -> Result<Live, ResourceError> {
+async fn finish_ready(
+    shared: &Arc<Shared>,
+    cx: &Cx,
+    kind: &dyn Kind,
+    live: Live,
+) -> Result<Live, ResourceError> {
     if live.ready {
         return Ok(live);
     }
@@ -1149,7 +1289,12 @@ async fn finish_ready(shared: &Arc<Shared>, cx: &Cx, kind: &dyn Kind, live: Live
 
 /// Brings a resource found after a create whose reply was lost up to the desired settings:
 /// the create may have stopped half way (tagged but not yet configured).
-async fn converge_found(cx: &Cx, kind: &dyn Kind, desired: &Desired, found: Live) -> Result<Live, ResourceError> {
+async fn converge_found(
+    cx: &Cx,
+    kind: &dyn Kind,
+    desired: &Desired,
+    found: Live,
+) -> Result<Live, ResourceError> {
     let changed: Vec<String> = diff(&desired.settings, &found.settings, None, &[])
         .into_iter()
         .map(|c| c.setting)
@@ -1216,7 +1361,10 @@ async fn create(
     let live = loop {
         match kind.create(cx, &desired).await {
             Ok(live) => break live,
-            Err(e) if matches!(e.class, ErrorClass::Transient | ErrorClass::AlreadyExists) && attempt < 6 => {
+            Err(e)
+                if matches!(e.class, ErrorClass::Transient | ErrorClass::AlreadyExists)
+                    && attempt < 6 =>
+            {
                 attempt += 1;
                 // The create may have happened even though we did not hear so: look first.
                 let lookup = Lookup {
@@ -1227,12 +1375,20 @@ async fn create(
                 };
                 match kind.read(cx, &lookup).await {
                     Ok(Some(found)) => {
-                        cx.progress(format!("found the {} an earlier attempt created", kind.noun()));
+                        cx.progress(format!(
+                            "found the {} an earlier attempt created",
+                            kind.noun()
+                        ));
                         break converge_found(cx, kind, &desired, found).await?;
                     }
-                    Ok(None) | Err(ResourceError { class: ErrorClass::Transient, .. }) => {
+                    Ok(None)
+                    | Err(ResourceError {
+                        class: ErrorClass::Transient,
+                        ..
+                    }) => {
                         cx.progress(format!("retrying after: {}", e.message));
-                        cx.sleep(cx.scaled(Duration::from_millis(500 * (1 << attempt.min(5))))).await?;
+                        cx.sleep(cx.scaled(Duration::from_millis(500 * (1 << attempt.min(5)))))
+                            .await?;
                     }
                     Err(other) => return Err(other),
                 }
@@ -1240,7 +1396,15 @@ async fn create(
             Err(e) => return Err(e),
         }
     };
-    let rec = record_from_live(kind, node.name.as_deref(), &live, token, generation, deps.to_vec(), settings.clone());
+    let rec = record_from_live(
+        kind,
+        node.name.as_deref(),
+        &live,
+        token,
+        generation,
+        deps.to_vec(),
+        settings.clone(),
+    );
     shared
         .handle
         .update(|s| {

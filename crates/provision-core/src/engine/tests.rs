@@ -38,10 +38,18 @@ impl Cloud {
         self.log.lock().unwrap().clone()
     }
     fn mutations(&self) -> Vec<String> {
-        self.entries().into_iter().filter(|e| !e.starts_with("read ")).collect()
+        self.entries()
+            .into_iter()
+            .filter(|e| !e.starts_with("read "))
+            .collect()
     }
     fn count(&self, id: &str) -> usize {
-        self.objects.lock().unwrap().values().filter(|o| o.id == id).count()
+        self.objects
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|o| o.id == id)
+            .count()
     }
     fn position(&self, entry: &str) -> usize {
         self.entries()
@@ -61,7 +69,11 @@ struct FakeKind {
 
 impl FakeKind {
     fn live(pid: &str, o: &Obj) -> Live {
-        let l = Live::new(pid, o.settings.clone(), json!({"id": pid, "size": o.settings.get("size")}));
+        let l = Live::new(
+            pid,
+            o.settings.clone(),
+            json!({"id": pid, "size": o.settings.get("size")}),
+        );
         if o.ready { l } else { l.pending("pending") }
     }
 }
@@ -69,7 +81,13 @@ impl FakeKind {
 #[async_trait]
 impl Kind for FakeKind {
     fn name(&self) -> &'static str {
-        if self.slow { "fake.slow" } else if self.create_before_delete { "fake.cbd" } else { "fake.thing" }
+        if self.slow {
+            "fake.slow"
+        } else if self.create_before_delete {
+            "fake.cbd"
+        } else {
+            "fake.thing"
+        }
     }
     fn noun(&self) -> &'static str {
         "thing"
@@ -86,7 +104,13 @@ impl Kind for FakeKind {
         if let Some(pid) = lookup.physical_id() {
             return match objects.get(pid) {
                 Some(o) => {
-                    cx.ensure_ours(pid, [("provision:stack", o.stack.as_str()), ("provision:id", o.id.as_str())])?;
+                    cx.ensure_ours(
+                        pid,
+                        [
+                            ("provision:stack", o.stack.as_str()),
+                            ("provision:id", o.id.as_str()),
+                        ],
+                    )?;
                     Ok(Some(Self::live(pid, o)))
                 }
                 None => Ok(None),
@@ -109,7 +133,11 @@ impl Kind for FakeKind {
             settings: desired.settings.clone(),
             ready: !self.slow,
         };
-        self.cloud.objects.lock().unwrap().insert(pid.clone(), obj.clone());
+        self.cloud
+            .objects
+            .lock()
+            .unwrap()
+            .insert(pid.clone(), obj.clone());
         self.cloud.log(format!("create {id}"));
         let mut lose = self.cloud.lose_reply.lock().unwrap();
         if let Some(i) = lose.iter().position(|x| *x == id) {
@@ -118,9 +146,17 @@ impl Kind for FakeKind {
         }
         Ok(Self::live(&pid, &obj))
     }
-    async fn update(&self, _cx: &Cx, desired: &Desired, live: &Live, _changed: &[String]) -> Result<Live, ResourceError> {
+    async fn update(
+        &self,
+        _cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        _changed: &[String],
+    ) -> Result<Live, ResourceError> {
         let mut objects = self.cloud.objects.lock().unwrap();
-        let o = objects.get_mut(&live.physical_id).ok_or_else(|| ResourceError::fatal("gone"))?;
+        let o = objects
+            .get_mut(&live.physical_id)
+            .ok_or_else(|| ResourceError::fatal("gone"))?;
         o.settings = desired.settings.clone();
         self.cloud.log(format!("update {}", desired.id));
         Ok(Self::live(&live.physical_id, o))
@@ -128,16 +164,26 @@ impl Kind for FakeKind {
     async fn wait_ready(&self, cx: &Cx, live: Live) -> Result<Live, ResourceError> {
         cx.sleep(Duration::from_millis(30)).await?;
         let mut objects = self.cloud.objects.lock().unwrap();
-        let o = objects.get_mut(&live.physical_id).ok_or_else(|| ResourceError::fatal("gone"))?;
+        let o = objects
+            .get_mut(&live.physical_id)
+            .ok_or_else(|| ResourceError::fatal("gone"))?;
         o.ready = true;
         self.cloud.log(format!("ready {}", cx.id()));
         Ok(Self::live(&live.physical_id, o))
     }
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
-        let Some(pid) = record.physical_id.as_deref() else { return Ok(()) };
+        let Some(pid) = record.physical_id.as_deref() else {
+            return Ok(());
+        };
         let mut objects = self.cloud.objects.lock().unwrap();
         if let Some(o) = objects.get(pid) {
-            cx.ensure_ours(pid, [("provision:stack", o.stack.as_str()), ("provision:id", o.id.as_str())])?;
+            cx.ensure_ours(
+                pid,
+                [
+                    ("provision:stack", o.stack.as_str()),
+                    ("provision:id", o.id.as_str()),
+                ],
+            )?;
             objects.remove(pid);
             self.cloud.log(format!("delete {}", cx.id()));
         }
@@ -166,19 +212,51 @@ struct World {
 
 fn world() -> World {
     let cloud = Arc::new(Cloud::default());
-    let thing: Arc<dyn Kind> = Arc::new(FakeKind { cloud: cloud.clone(), replace_on: &["zone"], create_before_delete: false, slow: false });
-    let slow: Arc<dyn Kind> = Arc::new(FakeKind { cloud: cloud.clone(), replace_on: &[], create_before_delete: false, slow: true });
-    let cbd: Arc<dyn Kind> = Arc::new(FakeKind { cloud: cloud.clone(), replace_on: &["size"], create_before_delete: true, slow: false });
+    let thing: Arc<dyn Kind> = Arc::new(FakeKind {
+        cloud: cloud.clone(),
+        replace_on: &["zone"],
+        create_before_delete: false,
+        slow: false,
+    });
+    let slow: Arc<dyn Kind> = Arc::new(FakeKind {
+        cloud: cloud.clone(),
+        replace_on: &[],
+        create_before_delete: false,
+        slow: true,
+    });
+    let cbd: Arc<dyn Kind> = Arc::new(FakeKind {
+        cloud: cloud.clone(),
+        replace_on: &["size"],
+        create_before_delete: true,
+        slow: false,
+    });
     let mut kinds = Kinds::new();
     for k in [&thing, &slow, &cbd] {
         kinds.add(k.clone());
     }
     let events = Arc::new(Recorder(StdMutex::new(Vec::new())));
     let (tx, rx) = watch::channel(false);
-    let stack = Stack { name: "streamlit-app-test".into(), account: "123456789012".into(), region: "us-east-1".into() };
-    let settings = RunSettings { wait_scale: 0.01, ..RunSettings::default() };
+    let stack = Stack {
+        name: "streamlit-app-test".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    let settings = RunSettings {
+        wait_scale: 0.01,
+        ..RunSettings::default()
+    };
     let engine = Engine::new(stack, events.clone(), settings, rx);
-    World { cloud, thing, slow, cbd, kinds, dir: tempfile::tempdir().unwrap(), events, _cancel: tx, engine }
+    World {
+        cloud,
+        thing,
+        slow,
+        cbd,
+        kinds,
+        dir: tempfile::tempdir().unwrap(),
+        events,
+        _cancel: tx,
+        engine,
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -192,13 +270,19 @@ impl World {
     }
 
     async fn state(&self) -> State {
-        self.store().load().await.unwrap().unwrap_or_else(|| State::new("streamlit-app-test", "123456789012", "us-east-1"))
+        self.store()
+            .load()
+            .await
+            .unwrap()
+            .unwrap_or_else(|| State::new("streamlit-app-test", "123456789012", "us-east-1"))
     }
 
     /// vpc <- subnet <- service, with `size` settings; `slow` makes the vpc need a wait.
     fn graph(&self, size: u32, zone: &str, cbd_size: u32) -> Graph {
         let mut g = Graph::new();
-        let vpc = Node::new("net/vpc", self.slow.clone()).named("vpc").spec(move |_| Ok(json!({"size": size})));
+        let vpc = Node::new("net/vpc", self.slow.clone())
+            .named("vpc")
+            .spec(move |_| Ok(json!({"size": size})));
         let vpc_ref: Ref<Out> = vpc.handle();
         let zone = zone.to_string();
         let r = vpc_ref.clone();
@@ -219,7 +303,12 @@ impl World {
             g.add(n).unwrap();
         }
         let e: Ref<Out> = Ref::new("ml/endpoint");
-        g.set_outputs(Box::new(move |i| Ok(BTreeMap::from([("endpoint".to_string(), json!(i.get(&e)?.id))]))));
+        g.set_outputs(Box::new(move |i| {
+            Ok(BTreeMap::from([(
+                "endpoint".to_string(),
+                json!(i.get(&e)?.id),
+            )]))
+        }));
         g
     }
 
@@ -227,7 +316,9 @@ impl World {
         let state = self.state().await;
         let prepared = self.engine.plan(&graph, &state).await?;
         let handle = StateHandle::new(self.store(), state);
-        self.engine.apply(Arc::new(graph), prepared, handle, &self.kinds).await
+        self.engine
+            .apply(Arc::new(graph), prepared, handle, &self.kinds)
+            .await
     }
 
     async fn plan(&self, graph: &Graph) -> Plan {
@@ -253,8 +344,21 @@ async fn up_creates_in_dependency_order_and_a_rerun_changes_nothing() {
 
     let state = w.state().await;
     assert_eq!(state.resources.len(), 4);
-    assert!(state.resources.values().all(|r| r.physical_id.is_some() && r.status == Status::Ready));
-    assert_eq!(state.outputs.get("endpoint"), Some(&json!(state.resources[&LogicalId::from("ml/endpoint")].physical_id.clone().unwrap())));
+    assert!(
+        state
+            .resources
+            .values()
+            .all(|r| r.physical_id.is_some() && r.status == Status::Ready)
+    );
+    assert_eq!(
+        state.outputs.get("endpoint"),
+        Some(&json!(
+            state.resources[&LogicalId::from("ml/endpoint")]
+                .physical_id
+                .clone()
+                .unwrap()
+        ))
+    );
 
     let before = w.cloud.mutations().len();
     let plan = w.plan(&w.graph(1, "a", 1)).await;
@@ -262,27 +366,46 @@ async fn up_creates_in_dependency_order_and_a_rerun_changes_nothing() {
     let serial = w.state().await.serial;
     let s = w.up(w.graph(1, "a", 1)).await.unwrap();
     assert_eq!((s.unchanged, s.created, s.updated), (4, 0, 0));
-    assert_eq!(w.cloud.mutations().len(), before, "a rerun must make no mutating call");
-    assert_eq!(w.state().await.serial, serial, "a rerun must not rewrite the state");
+    assert_eq!(
+        w.cloud.mutations().len(),
+        before,
+        "a rerun must make no mutating call"
+    );
+    assert_eq!(
+        w.state().await.serial,
+        serial,
+        "a rerun must not rewrite the state"
+    );
 }
 
 #[tokio::test]
 async fn the_intent_is_recorded_before_the_create_call() {
     let w = world();
-    w.cloud.fail_create.lock().unwrap().push("net/subnet".into());
+    w.cloud
+        .fail_create
+        .lock()
+        .unwrap()
+        .push("net/subnet".into());
     let err = w.up(w.graph(1, "a", 1)).await.unwrap_err();
     assert!(err.to_string().contains("net/subnet refused"), "{err}");
     let state = w.state().await;
     let r = &state.resources[&LogicalId::from("net/subnet")];
     assert_eq!(r.status, Status::Creating);
     assert_eq!(r.physical_id, None);
-    assert_eq!(r.token, token_for("streamlit-app-test", &"net/subnet".into(), 0));
+    assert_eq!(
+        r.token,
+        token_for("streamlit-app-test", &"net/subnet".into(), 0)
+    );
 }
 
 #[tokio::test]
 async fn a_failure_skips_only_what_depends_on_it() {
     let w = world();
-    w.cloud.fail_create.lock().unwrap().push("net/subnet".into());
+    w.cloud
+        .fail_create
+        .lock()
+        .unwrap()
+        .push("net/subnet".into());
     match w.up(w.graph(1, "a", 1)).await {
         Err(RunError::Failed { failures, summary }) => {
             assert_eq!(failures.len(), 1);
@@ -308,7 +431,9 @@ async fn a_lost_create_reply_is_found_not_repeated() {
     w.cloud.lose_reply.lock().unwrap().push("net/subnet".into());
     w.up(w.graph(1, "a", 1)).await.unwrap();
     assert_eq!(w.cloud.count("net/subnet"), 1);
-    let pid = w.state().await.resources[&LogicalId::from("net/subnet")].physical_id.clone();
+    let pid = w.state().await.resources[&LogicalId::from("net/subnet")]
+        .physical_id
+        .clone();
     assert!(pid.is_some());
 }
 
@@ -319,29 +444,46 @@ async fn a_crash_after_the_create_call_is_recovered_by_tags() {
     // What a kill right after the create call leaves: the intent only.
     let store = w.store();
     let mut state = w.state().await;
-    let r = state.resources.get_mut(&LogicalId::from("ml/endpoint")).unwrap();
+    let r = state
+        .resources
+        .get_mut(&LogicalId::from("ml/endpoint"))
+        .unwrap();
     r.status = Status::Creating;
     r.physical_id = None;
     store.save(&state).await.unwrap();
 
     let plan = w.plan(&w.graph(1, "a", 1)).await;
-    let step = plan.steps.iter().find(|s| s.id.as_str() == "ml/endpoint").unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.id.as_str() == "ml/endpoint")
+        .unwrap();
     assert_eq!(step.action, Action::Adopt);
     let s = w.up(w.graph(1, "a", 1)).await.unwrap();
     assert_eq!(s.adopted, 1);
     assert_eq!(w.cloud.count("ml/endpoint"), 1);
-    assert!(w.state().await.resources[&LogicalId::from("ml/endpoint")].physical_id.is_some());
+    assert!(
+        w.state().await.resources[&LogicalId::from("ml/endpoint")]
+            .physical_id
+            .is_some()
+    );
 }
 
 #[tokio::test]
 async fn settings_update_in_place_or_replace_as_the_kind_says() {
     let w = world();
     w.up(w.graph(1, "a", 1)).await.unwrap();
-    let old_subnet = w.state().await.resources[&LogicalId::from("net/subnet")].physical_id.clone();
+    let old_subnet = w.state().await.resources[&LogicalId::from("net/subnet")]
+        .physical_id
+        .clone();
 
     // `size` of the vpc is mutable: one update.
     let plan = w.plan(&w.graph(2, "a", 1)).await;
-    let vpc = plan.steps.iter().find(|s| s.id.as_str() == "net/vpc").unwrap();
+    let vpc = plan
+        .steps
+        .iter()
+        .find(|s| s.id.as_str() == "net/vpc")
+        .unwrap();
     assert_eq!(vpc.action, Action::Update);
     assert_eq!(vpc.changes[0].old, Some(json!(1)));
     assert_eq!(vpc.changes[0].new, Some(json!(2)));
@@ -350,14 +492,28 @@ async fn settings_update_in_place_or_replace_as_the_kind_says() {
 
     // `zone` of the subnet forces a replacement, and its dependent follows.
     let plan = w.plan(&w.graph(2, "b", 1)).await;
-    let subnet = plan.steps.iter().find(|s| s.id.as_str() == "net/subnet").unwrap();
+    let subnet = plan
+        .steps
+        .iter()
+        .find(|s| s.id.as_str() == "net/subnet")
+        .unwrap();
     assert_eq!(subnet.action, Action::Replace);
     assert!(subnet.changes[0].forces_replacement);
-    let endpoint = plan.steps.iter().find(|s| s.id.as_str() == "ml/endpoint").unwrap();
-    assert_eq!(endpoint.action, Action::Update, "its subnet id is known only after the replacement");
+    let endpoint = plan
+        .steps
+        .iter()
+        .find(|s| s.id.as_str() == "ml/endpoint")
+        .unwrap();
+    assert_eq!(
+        endpoint.action,
+        Action::Update,
+        "its subnet id is known only after the replacement"
+    );
     let s = w.up(w.graph(2, "b", 1)).await.unwrap();
     assert_eq!((s.replaced, s.updated), (1, 1));
-    let new_subnet = w.state().await.resources[&LogicalId::from("net/subnet")].physical_id.clone();
+    let new_subnet = w.state().await.resources[&LogicalId::from("net/subnet")]
+        .physical_id
+        .clone();
     assert_ne!(old_subnet, new_subnet);
     assert_eq!(w.cloud.count("net/subnet"), 1);
     assert!(w.cloud.position("delete net/subnet") < w.cloud.position("update ml/endpoint"));
@@ -401,7 +557,12 @@ async fn resources_dropped_from_the_config_are_deleted() {
     let w = world();
     w.up(w.graph(1, "a", 1)).await.unwrap();
     let mut g = Graph::new();
-    g.add(Node::new("net/vpc", w.slow.clone()).named("vpc").spec(|_| Ok(json!({"size": 1})))).unwrap();
+    g.add(
+        Node::new("net/vpc", w.slow.clone())
+            .named("vpc")
+            .spec(|_| Ok(json!({"size": 1}))),
+    )
+    .unwrap();
     let plan = w.plan(&g).await;
     assert_eq!(plan.count(Action::Delete), 3);
     let s = w.up(g).await.unwrap();
@@ -433,14 +594,26 @@ async fn down_refuses_a_resource_of_another_stack() {
     // Someone points the state at another stack's resource.
     w.cloud.objects.lock().unwrap().insert(
         "foreign".into(),
-        Obj { stack: "other-stack".into(), id: "net/vpc".into(), settings: Settings::new(), ready: true },
+        Obj {
+            stack: "other-stack".into(),
+            id: "net/vpc".into(),
+            settings: Settings::new(),
+            ready: true,
+        },
     );
     let store = w.store();
     let mut state = w.state().await;
-    state.resources.get_mut(&LogicalId::from("net/vpc")).unwrap().physical_id = Some("foreign".into());
+    state
+        .resources
+        .get_mut(&LogicalId::from("net/vpc"))
+        .unwrap()
+        .physical_id = Some("foreign".into());
     store.save(&state).await.unwrap();
     let err = w.down().await.unwrap_err();
-    assert!(err.to_string().contains("belongs to stack other-stack"), "{err}");
+    assert!(
+        err.to_string().contains("belongs to stack other-stack"),
+        "{err}"
+    );
     assert!(w.cloud.objects.lock().unwrap().contains_key("foreign"));
     // Everything else of ours is gone, and the refused record stays for the user to fix.
     assert_eq!(w.state().await.resources.len(), 1);
@@ -453,7 +626,9 @@ async fn a_dependent_that_only_needs_a_name_starts_before_the_wait_ends() {
     let parent = Node::new("ml/endpoint", w.slow.clone()).spec(|_| Ok(json!({"size": 1})));
     let pref: Ref<Out> = parent.handle();
     let r = pref.clone();
-    let child = Node::new("web/role", w.thing.clone()).after_exists(&pref).spec(move |i| Ok(json!({"arn": i.get(&r)?.id})));
+    let child = Node::new("web/role", w.thing.clone())
+        .after_exists(&pref)
+        .spec(move |i| Ok(json!({"arn": i.get(&r)?.id})));
     g.add(parent).unwrap();
     g.add(child).unwrap();
     w.up(g).await.unwrap();

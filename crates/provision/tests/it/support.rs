@@ -11,10 +11,29 @@ use serde_json::Value;
 
 /// A project and the emulator it deploys to.
 pub struct Stack {
-    emulator: Emulator,
+    /// `None` when the tests run against an endpoint given in `PROVISION_TEST_ENDPOINT`
+    /// (LocalStack, say) instead of a moto server of their own.
+    emulator: Option<Emulator>,
+    endpoint: String,
+    environment: String,
     dir: tempfile::TempDir,
     config: Value,
     sdk: aws_config::SdkConfig,
+}
+
+/// A short name no other test of this run uses, for tests sharing one external endpoint.
+fn unique_environment() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "t{:x}{}",
+        (nanos ^ std::process::id()) & 0xfffff,
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// What one run of the binary did.
@@ -28,11 +47,20 @@ pub struct Run {
 impl Run {
     /// stdout as JSON (for `--json` runs).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     #[track_caller]
     pub fn success(self) -> Self {
-        assert_eq!(self.code, 0, "provision failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "provision failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -74,11 +102,23 @@ impl Stack {
     /// An emulator with the hosted zone `example.test`, and a project copied from
     /// `examples/offline/` whose config is `config/local.json` pointed at that zone.
     pub async fn new() -> Stack {
-        let emulator = Emulator::start().expect("the emulator starts (run scripts/setup first)");
+        // Each test has its own emulator, so names never collide; on a shared endpoint each
+        // test gets its own environment (and so its own stack and names) instead.
+        let (emulator, endpoint, environment) = match std::env::var("PROVISION_TEST_ENDPOINT") {
+            Ok(url) if !url.is_empty() => (None, url, unique_environment()),
+            _ => {
+                let emulator =
+                    Emulator::start().expect("the emulator starts (run scripts/setup first)");
+                let url = emulator.url().to_string();
+                (Some(emulator), url, "local".to_string())
+            }
+        };
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(emulator.url())
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "test"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
             .load()
             .await;
         let route53 = aws_sdk_route53::Client::new(&sdk);
@@ -89,14 +129,29 @@ impl Stack {
             .send()
             .await
             .expect("hosted zone");
-        let zone_id = zone.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
+        let zone_id = zone
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string();
 
         let dir = tempfile::tempdir().unwrap();
         let root = workspace_root();
         copy_dir(&root.join("examples/offline"), dir.path());
-        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(root.join("config/local.json")).unwrap()).unwrap();
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("config/local.json")).unwrap())
+                .unwrap();
         config["hosted_zone_id"] = Value::String(zone_id);
-        let stack = Stack { emulator, dir, config, sdk };
+        config["environment"] = Value::String(environment.clone());
+        let stack = Stack {
+            emulator,
+            endpoint,
+            environment,
+            dir,
+            config,
+            sdk,
+        };
         stack.write_config();
         stack
     }
@@ -119,7 +174,11 @@ impl Stack {
 
     fn write_config(&self) {
         std::fs::create_dir_all(self.root().join("config")).unwrap();
-        std::fs::write(self.config_path(), serde_json::to_string_pretty(&self.config).unwrap()).unwrap();
+        std::fs::write(
+            self.config_path(),
+            serde_json::to_string_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
     }
 
     /// The project folder (the binary's working directory).
@@ -132,7 +191,18 @@ impl Stack {
     }
 
     pub fn state_path(&self) -> PathBuf {
-        self.root().join(".provision/local.state.json")
+        self.root()
+            .join(format!(".provision/{}.state.json", self.environment))
+    }
+
+    /// The config's environment: `local`, or unique per test on a shared endpoint.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// `streamlit-app-<environment>`: the value of every resource's `provision:stack` tag.
+    pub fn stack_name(&self) -> String {
+        format!("streamlit-app-{}", self.environment)
     }
 
     pub fn state(&self) -> Value {
@@ -140,7 +210,12 @@ impl Stack {
     }
 
     pub fn endpoint(&self) -> &str {
-        self.emulator.url()
+        &self.endpoint
+    }
+
+    /// Whether this test has a moto server of its own (its `/moto-api` is available).
+    pub fn is_moto(&self) -> bool {
+        self.emulator.is_some()
     }
 
     pub fn sdk(&self) -> &aws_config::SdkConfig {
@@ -163,7 +238,11 @@ impl Stack {
     }
 
     pub async fn run(&self, args: &[&str]) -> Run {
-        self.command(args).output().await.expect("the binary runs").into()
+        self.command(args)
+            .output()
+            .await
+            .expect("the binary runs")
+            .into()
     }
 
     /// `provision up --yes --json`, which must succeed; returns its JSON result.
@@ -173,13 +252,20 @@ impl Stack {
 
     /// `provision down --yes --json`, which must succeed.
     pub async fn down(&self) -> Value {
-        self.run(&["down", "--yes", "--json"]).await.success().json()
+        self.run(&["down", "--yes", "--json"])
+            .await
+            .success()
+            .json()
     }
 
     /// `provision plan --json`: its exit code and plan.
     pub async fn plan(&self) -> (i32, Value) {
         let run = self.run(&["plan", "--json"]).await;
-        assert!(run.code == 0 || run.code == 2, "plan failed:\n{}", run.stderr);
+        assert!(
+            run.code == 0 || run.code == 2,
+            "plan failed:\n{}",
+            run.stderr
+        );
         (run.code, run.json())
     }
 
@@ -214,7 +300,11 @@ impl Stack {
         aws_sdk_lambda::Client::new(&self.sdk)
     }
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk).force_path_style(true).build())
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build(),
+        )
     }
 }
 
@@ -231,7 +321,9 @@ pub fn mutating_operations(result: &Value) -> Vec<String> {
             ops.iter()
                 .filter(|(op, _)| {
                     let name = op.split(':').nth(1).unwrap_or("");
-                    !["Describe", "Get", "List", "BatchGet", "BatchCheck", "Head"].iter().any(|p| name.starts_with(p))
+                    !["Describe", "Get", "List", "BatchGet", "BatchCheck", "Head"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
                 })
                 .map(|(op, n)| format!("{op} x{n}"))
                 .collect()
@@ -244,12 +336,30 @@ pub async fn tagged_ec2(stack: &Stack) -> Vec<(String, String)> {
     let out = stack
         .ec2()
         .describe_tags()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("key").values("provision:stack").build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("key")
+                .values("provision:stack")
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("value")
+                .values(stack.stack_name())
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     out.tags()
         .iter()
-        .map(|t| (t.resource_type().map(|r| r.as_str().to_string()).unwrap_or_default(), t.resource_id().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.resource_type()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
+                t.resource_id().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
