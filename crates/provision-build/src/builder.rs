@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -328,15 +329,21 @@ impl Builder {
     }
 }
 
-/// The builder's name for its copy of the image: unique per context and platform.
+/// The builder's name for its copy of the image: unique per build, since two runs (two
+/// environments) may build the same folder at once, and each removes its copy when done.
 fn temporary_name(tag: &str, arch: &str) -> String {
+    static BUILDS: AtomicU64 = AtomicU64::new(0);
+    let n = BUILDS.fetch_add(1, Ordering::Relaxed);
     let short: String = tag
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
-        .take(16)
+        .take(12)
         .collect::<String>()
         .to_ascii_lowercase();
-    format!("localhost/provision-build-{short}-{arch}:latest")
+    format!(
+        "localhost/provision-build-{short}-{arch}-{}-{n}:latest",
+        std::process::id()
+    )
 }
 
 fn command_text(program: &str, args: &[OsString]) -> String {
@@ -486,9 +493,15 @@ mod tests {
     }
 
     #[test]
-    fn temporary_names_are_valid_lower_case_references() {
-        let n = temporary_name("ABCdef0123456789ffff", "arm64");
-        assert_eq!(n, "localhost/provision-build-abcdef0123456789-arm64:latest");
+    fn temporary_names_are_unique_lower_case_references() {
+        let a = temporary_name("ABCdef0123456789ffff", "arm64");
+        let b = temporary_name("ABCdef0123456789ffff", "arm64");
+        assert!(
+            a.starts_with("localhost/provision-build-abcdef012345-arm64-"),
+            "{a}"
+        );
+        assert!(a.ends_with(":latest"));
+        assert_ne!(a, b);
     }
 
     #[tokio::test]

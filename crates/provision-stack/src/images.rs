@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use provision_build::Context;
-use provision_core::config::Platform;
+use provision_core::Config;
+use provision_core::config::{EndpointModel, ImageSource, Platform};
 use provision_core::graph::{Graph, GraphError};
 use provision_core::names;
 use provision_core::resource::{Kind, Node, Ref};
@@ -39,6 +40,9 @@ pub enum Consumer {
     Function,
     Endpoint,
 }
+
+/// The Streamlit app's build folder.
+pub const APP_FOLDER: &str = "streamlit_app";
 
 pub struct ImageKinds {
     pub ecr: EcrKinds,
@@ -102,6 +106,7 @@ type Consumers = Arc<Mutex<BTreeSet<Consumer>>>;
 /// Collects the images the stack needs, one node per distinct image.
 pub struct Images<'k> {
     kinds: &'k ImageKinds,
+    config: Config,
     stack: String,
     root: PathBuf,
     repositories: HashMap<String, (Ref<RepositoryOut>, Consumers)>,
@@ -113,6 +118,7 @@ impl<'k> Images<'k> {
     pub fn new(project: &Project, kinds: &'k ImageKinds) -> Self {
         Images {
             kinds,
+            config: project.config.clone(),
             stack: project.stack_name(),
             root: project.root.clone(),
             repositories: HashMap::new(),
@@ -229,10 +235,39 @@ impl<'k> Images<'k> {
         Ok(r)
     }
 
-    /// Adds what depends on all images together. Nothing is left to add: each repository's
-    /// policy follows every consumer recorded, and is worked out when the plan is made.
-    pub fn finish(self, _g: &mut Graph) -> Result<(), GraphError> {
+    /// Adds every image the config names that no tier has asked for (none, once every tier
+    /// is wired), so each is built, or checked to exist, whatever the tiers use. Repository
+    /// policies need nothing more: each follows every consumer recorded, read when the plan
+    /// is made.
+    pub fn finish(mut self, g: &mut Graph) -> Result<(), GraphError> {
+        let config = self.config.clone();
+        self.build(g, APP_FOLDER, config.platform, Consumer::App)?;
+        for f in &config.lambda_functions {
+            self.source(g, &f.image, f.platform, Consumer::Function)?;
+        }
+        for e in &config.sagemaker_endpoints {
+            if let EndpointModel::ImageAndModelData {
+                image, platform, ..
+            } = &e.model
+            {
+                self.source(g, image, *platform, Consumer::Endpoint)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The image a function or endpoint config names: built from its folder, or in ECR already.
+    pub fn source(
+        &mut self,
+        g: &mut Graph,
+        image: &ImageSource,
+        platform: Platform,
+        consumer: Consumer,
+    ) -> Result<Ref<ImageOut>, GraphError> {
+        match image {
+            ImageSource::Build { folder } => self.build(g, folder, platform, consumer),
+            ImageSource::Ecr { repository, tag } => self.existing(g, repository, tag, consumer),
+        }
     }
 }
 
@@ -391,6 +426,91 @@ mod tests {
         assert_eq!(arm["tag"].as_str().map(str::len), Some(64));
         assert_ne!(arm["tag"], amd["tag"], "each platform has its own tag");
         assert_eq!(arm["folder"], "functions/f");
+    }
+
+    /// `config/local.json` over `examples/offline`, changed by `edit`.
+    fn offline_project(edit: impl FnOnce(&mut Value)) -> Project {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(repo.join("config/local.json")).unwrap())
+                .unwrap();
+        edit(&mut config);
+        let root = repo.join("examples/offline");
+        let config = provision_core::config::parse(
+            &config.to_string(),
+            std::path::Path::new("local.json"),
+            &root,
+        )
+        .unwrap();
+        Project {
+            config,
+            root,
+            builder: None,
+        }
+    }
+
+    fn ids(g: &Graph) -> Vec<String> {
+        let mut ids: Vec<String> = g.nodes().iter().map(|n| n.id.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn finish_adds_every_image_the_config_names() {
+        let project = offline_project(|c| c["lambda_functions"][0]["platform"] = json!("arm64"));
+        let kinds = kinds();
+        let mut g = Graph::new();
+        Images::new(&project, &kinds).finish(&mut g).unwrap();
+        assert_eq!(
+            ids(&g),
+            [
+                "image/endpoints/serverless_explanations/amd64",
+                "image/endpoints/serverless_explanations/repository",
+                "image/functions/text_counterfactuals/arm64",
+                "image/functions/text_counterfactuals/repository",
+                "image/streamlit_app/amd64",
+                "image/streamlit_app/repository",
+            ]
+        );
+        let outputs = HashMap::new();
+        assert_eq!(
+            settings(
+                &g,
+                "image/functions/text_counterfactuals/repository",
+                &outputs
+            )["lambda_pull"],
+            true
+        );
+        assert_eq!(
+            settings(
+                &g,
+                "image/endpoints/serverless_explanations/repository",
+                &outputs
+            )["lambda_pull"],
+            false
+        );
+
+        let project = offline_project(|c| {
+            let f = &mut c["lambda_functions"][0];
+            f.as_object_mut().unwrap().remove("folder_name");
+            f["ecr_repo"] = json!("shared/counterfactuals");
+            f["tag"] = json!("v1");
+        });
+        let mut g = Graph::new();
+        Images::new(&project, &kinds).finish(&mut g).unwrap();
+        let ids = ids(&g);
+        assert!(
+            ids.contains(&"image/ecr/shared/counterfactuals/v1".to_string()),
+            "{ids:?}"
+        );
+        assert!(
+            !ids.iter().any(|i| i.starts_with("image/functions/")),
+            "no repository for an image the stack does not build: {ids:?}"
+        );
+        let node = g
+            .get(&"image/ecr/shared/counterfactuals/v1".into())
+            .unwrap();
+        assert_eq!(node.name.as_deref(), Some("shared/counterfactuals:v1"));
     }
 
     #[test]
