@@ -184,6 +184,16 @@ pub fn is_mutating(operation: &str) -> bool {
     !READS.iter().any(|p| operation.starts_with(p))
 }
 
+/// The service as IAM spells it in actions (`ec2`, `route53`, `elasticloadbalancing`), from
+/// the SDK's display name (`EC2`, `Route 53`, `Elastic Load Balancing v2`).
+pub fn service_prefix(sdk_name: &str) -> String {
+    match sdk_name {
+        "Elastic Load Balancing v2" => "elasticloadbalancing".to_string(),
+        "CloudWatch Logs" => "logs".to_string(),
+        other => other.replace(' ', "").to_ascii_lowercase(),
+    }
+}
+
 /// Counts every API call made through clients that carry it (operations and attempts).
 #[derive(Clone, Debug, Default)]
 pub struct ApiCalls {
@@ -236,7 +246,7 @@ impl ApiCalls {
         }
         let op = match cfg.load::<Metadata>() {
             Some(m) => Operation {
-                service: m.service().to_string(),
+                service: service_prefix(m.service()),
                 name: m.name().to_string(),
             },
             None => Operation {
@@ -441,6 +451,18 @@ pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_are_named_like_iam_actions() {
+        assert_eq!(service_prefix("EC2"), "ec2");
+        assert_eq!(service_prefix("Route 53"), "route53");
+        assert_eq!(
+            service_prefix("Elastic Load Balancing v2"),
+            "elasticloadbalancing"
+        );
+        assert_eq!(service_prefix("CloudWatch Logs"), "logs");
+        assert_eq!(service_prefix("SageMaker"), "sagemaker");
+    }
 
     #[test]
     fn reads_and_writes_are_told_apart() {

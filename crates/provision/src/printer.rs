@@ -1,18 +1,24 @@
 //! Everything the user sees. Progress and diagnostics go to stderr; stdout carries only
 //! results (outputs, plans, `--json`). Only this crate prints.
+//!
+//! On a terminal, progress is live: finished resources scroll up as permanent lines, and a
+//! block at the bottom shows what is in flight, each with a spinner, its state and how long it
+//! has taken. Elsewhere (CI, pipes, files) every change is one timestamped line.
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use provision_core::event::{Event, EventSink, Outcome};
 use provision_core::plan::{Action, Change, Plan};
+use provision_core::resource::LogicalId;
 use provision_core::wait::human;
 use serde_json::Value;
 
-/// How progress is shown.
+/// How much progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbosity {
     Quiet,
@@ -20,11 +26,13 @@ pub enum Verbosity {
     Verbose,
 }
 
-pub struct Printer {
-    verbosity: Verbosity,
-    color: bool,
-    start: Instant,
-    lock: Mutex<()>,
+/// How progress is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One line per change, with the time since the start.
+    Plain,
+    /// A live block of what is in flight, redrawn in place (terminals only).
+    Live,
 }
 
 /// Whether to colour output written to a stream: only on a terminal, and never with `NO_COLOR`.
@@ -58,6 +66,9 @@ impl Style {
     fn magenta(&self, s: &str) -> String {
         self.paint("35", s)
     }
+    fn cyan(&self, s: &str) -> String {
+        self.paint("36", s)
+    }
     fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
@@ -78,42 +89,233 @@ fn symbol(action: Action) -> &'static str {
     }
 }
 
+fn present(action: Action) -> &'static str {
+    match action {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "deleting",
+        Action::Wait => "waiting for",
+        Action::Adopt => "recording",
+        Action::Noop => "checking",
+    }
+}
+
+fn past(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Created => "created",
+        Outcome::Updated => "updated",
+        Outcome::Replaced => "replaced",
+        Outcome::Unchanged => "unchanged",
+        Outcome::Adopted => "recorded",
+        Outcome::Deleted => "deleted",
+        Outcome::Failed(_) => "failed",
+        Outcome::Skipped(_) => "skipped",
+    }
+}
+
+/// Something in flight, as the live block shows it.
+struct Activity {
+    action: Action,
+    noun: String,
+    name: Option<String>,
+    status: Option<String>,
+    since: Instant,
+}
+
+struct Screen {
+    out: Box<dyn Write + Send>,
+    active: BTreeMap<LogicalId, Activity>,
+    /// Lines of the live block currently on screen.
+    drawn: usize,
+    tick: usize,
+}
+
+pub struct Printer {
+    verbosity: Verbosity,
+    mode: Mode,
+    color: bool,
+    timestamps: bool,
+    start: Instant,
+    screen: Mutex<Screen>,
+    ticking: AtomicBool,
+}
+
+const SPINNER: &[&str] = &["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
 impl Printer {
-    pub fn new(verbosity: Verbosity) -> Self {
+    /// A printer on stderr: live on a terminal, plain lines elsewhere.
+    pub fn stderr(verbosity: Verbosity) -> Arc<Printer> {
+        let terminal = std::io::stderr().is_terminal();
+        let live = terminal
+            && verbosity != Verbosity::Quiet
+            && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        let printer = Arc::new(Printer::new(
+            Box::new(std::io::stderr()),
+            verbosity,
+            if live { Mode::Live } else { Mode::Plain },
+            use_color(terminal),
+            true,
+        ));
+        if live {
+            Printer::start_ticking(&printer);
+        }
+        printer
+    }
+
+    /// A printer on any writer (tests, snapshots).
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        verbosity: Verbosity,
+        mode: Mode,
+        color: bool,
+        timestamps: bool,
+    ) -> Printer {
         Printer {
             verbosity,
-            color: use_color(std::io::stderr().is_terminal()),
+            mode,
+            color,
+            timestamps,
             start: Instant::now(),
-            lock: Mutex::new(()),
+            screen: Mutex::new(Screen {
+                out,
+                active: BTreeMap::new(),
+                drawn: 0,
+                tick: 0,
+            }),
+            ticking: AtomicBool::new(false),
         }
+    }
+
+    /// Redraws the live block a few times a second, so spinners and timers move while AWS
+    /// makes us wait.
+    fn start_ticking(printer: &Arc<Printer>) {
+        printer.ticking.store(true, Ordering::SeqCst);
+        let weak = Arc::downgrade(printer);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(120));
+                let Some(p) = weak.upgrade() else { break };
+                if !p.ticking.load(Ordering::SeqCst) {
+                    break;
+                }
+                p.with_screen(|screen, p| {
+                    screen.tick = screen.tick.wrapping_add(1);
+                    p.redraw(screen);
+                });
+            }
+        });
+    }
+
+    /// Clears the live block for good (before the final summary and results).
+    pub fn finish(&self) {
+        self.ticking.store(false, Ordering::SeqCst);
+        self.with_screen(|screen, p| {
+            p.clear(screen);
+            screen.active.clear();
+        });
     }
 
     fn style(&self) -> Style {
         Style { on: self.color }
     }
 
+    fn with_screen(&self, f: impl FnOnce(&mut Screen, &Printer)) {
+        let mut guard = match self.screen.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard, self);
+        let _ = guard.out.flush();
+    }
+
+    fn clear(&self, screen: &mut Screen) {
+        if screen.drawn > 0 {
+            let _ = write!(screen.out, "\x1b[{}A\x1b[J", screen.drawn);
+            screen.drawn = 0;
+        }
+    }
+
+    fn redraw(&self, screen: &mut Screen) {
+        if self.mode != Mode::Live {
+            return;
+        }
+        self.clear(screen);
+        let st = self.style();
+        let width = terminal_width();
+        let spinner = SPINNER[screen.tick % SPINNER.len()];
+        let mut lines = Vec::new();
+        for (id, a) in &screen.active {
+            let name = a
+                .name
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default();
+            let status = a
+                .status
+                .as_deref()
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default();
+            let line = format!(
+                "{} {} {} {}{name}{status}",
+                st.cyan(spinner),
+                st.dim(&format!("{:>7}", human(a.since.elapsed()))),
+                id,
+                present(a.action).to_string() + " " + &a.noun,
+            );
+            lines.push(truncate(&line, width));
+        }
+        // Keep the block to a screenful; the rest is summarised.
+        let max = 12;
+        if lines.len() > max {
+            let more = lines.len() - (max - 1);
+            lines.truncate(max - 1);
+            lines.push(st.dim(&format!("  … and {more} more in flight")));
+        }
+        for l in &lines {
+            let _ = writeln!(screen.out, "{l}");
+        }
+        screen.drawn = lines.len();
+    }
+
+    /// Prints a permanent line (above the live block, if any).
     fn line(&self, text: &str) {
-        let _guard = self.lock.lock();
-        let stamp = self
-            .style()
-            .dim(&format!("[{:>6.1}s]", self.start.elapsed().as_secs_f64()));
-        eprintln!("{stamp} {text}");
+        self.with_screen(|screen, p| {
+            p.clear(screen);
+            if p.timestamps && p.mode == Mode::Plain {
+                let stamp = p
+                    .style()
+                    .dim(&format!("[{:>6.1}s]", p.start.elapsed().as_secs_f64()));
+                let _ = writeln!(screen.out, "{stamp} {text}");
+            } else {
+                let _ = writeln!(screen.out, "{text}");
+            }
+            p.redraw(screen);
+        });
     }
 
     /// A message that always shows (unless quiet).
     pub fn info(&self, text: &str) {
         if self.verbosity != Verbosity::Quiet {
-            let _guard = self.lock.lock();
-            eprintln!("{text}");
+            self.with_screen(|screen, p| {
+                p.clear(screen);
+                let _ = writeln!(screen.out, "{text}");
+                p.redraw(screen);
+            });
         }
     }
 
     pub fn warn(&self, text: &str) {
-        let _guard = self.lock.lock();
-        eprintln!("{} {text}", self.style().yellow("warning:"));
+        let label = self.style().yellow("warning:");
+        self.with_screen(|screen, p| {
+            p.clear(screen);
+            let _ = writeln!(screen.out, "{label} {text}");
+            p.redraw(screen);
+        });
     }
 
     pub fn summary(&self, verb: &str, s: &provision_core::engine::Summary) {
+        self.finish();
         if self.verbosity == Verbosity::Quiet {
             return;
         }
@@ -143,6 +345,40 @@ impl Printer {
     }
 }
 
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Cuts a line to `width` visible characters (escape sequences do not count).
+fn truncate(line: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut visible = 0;
+    let mut in_escape = false;
+    for c in line.chars() {
+        if c == '\x1b' {
+            in_escape = true;
+        }
+        if in_escape {
+            out.push(c);
+            if c == 'm' {
+                in_escape = false;
+            }
+            continue;
+        }
+        if visible + 1 >= width {
+            out.push('…');
+            out.push_str("\x1b[0m");
+            return out;
+        }
+        out.push(c);
+        visible += 1;
+    }
+    out
+}
+
 impl EventSink for Printer {
     fn emit(&self, event: Event) {
         let st = self.style();
@@ -156,21 +392,42 @@ impl EventSink for Printer {
                 if self.verbosity == Verbosity::Quiet || action == Action::Noop {
                     return;
                 }
-                let verb = match action {
-                    Action::Create => "creating",
-                    Action::Update => "updating",
-                    Action::Replace => "replacing",
-                    Action::Delete => "deleting",
-                    Action::Wait => "waiting for",
-                    Action::Adopt => "recording",
-                    Action::Noop => "keeping",
-                };
-                let name = name.map(|n| format!(" {n}")).unwrap_or_default();
-                self.line(&format!("{} {id}: {verb} {noun}{name}", symbol(action)));
+                match self.mode {
+                    Mode::Live => self.with_screen(|screen, p| {
+                        screen.active.insert(
+                            id,
+                            Activity {
+                                action,
+                                noun,
+                                name,
+                                status: None,
+                                since: Instant::now(),
+                            },
+                        );
+                        p.redraw(screen);
+                    }),
+                    Mode::Plain => {
+                        let name = name.map(|n| format!(" {n}")).unwrap_or_default();
+                        self.line(&format!(
+                            "{} {id}: {} {noun}{name}",
+                            symbol(action),
+                            present(action)
+                        ));
+                    }
+                }
             }
             Event::Progress { id, message } => {
-                if self.verbosity != Verbosity::Quiet {
-                    self.line(&st.dim(&format!("  {id}: {message}")));
+                if self.verbosity == Verbosity::Quiet {
+                    return;
+                }
+                match self.mode {
+                    Mode::Live => self.with_screen(|screen, p| {
+                        if let Some(a) = screen.active.get_mut(&id) {
+                            a.status = Some(message);
+                        }
+                        p.redraw(screen);
+                    }),
+                    Mode::Plain => self.line(&st.dim(&format!("  {id}: {message}"))),
                 }
             }
             Event::Blocked { id, on } => {
@@ -183,12 +440,17 @@ impl EventSink for Printer {
                 outcome,
                 elapsed,
             } => {
-                let took = if elapsed > Duration::from_millis(500) {
+                if self.mode == Mode::Live {
+                    self.with_screen(|screen, _| {
+                        screen.active.remove(&id);
+                    });
+                }
+                let took = if elapsed >= Duration::from_millis(500) {
                     format!(" ({})", human(elapsed))
                 } else {
                     String::new()
                 };
-                match outcome {
+                match &outcome {
                     Outcome::Unchanged if self.verbosity != Verbosity::Verbose => {}
                     Outcome::Failed(message) => self.line(&format!(
                         "{} {id}: {}",
@@ -202,16 +464,7 @@ impl EventSink for Printer {
                     }
                     other => {
                         if self.verbosity != Verbosity::Quiet {
-                            let word = match other {
-                                Outcome::Created => "created",
-                                Outcome::Updated => "updated",
-                                Outcome::Replaced => "replaced",
-                                Outcome::Unchanged => "unchanged",
-                                Outcome::Adopted => "recorded",
-                                Outcome::Deleted => "deleted",
-                                _ => "done",
-                            };
-                            self.line(&format!("{} {id}: {word}{took}", st.green("✓")));
+                            self.line(&format!("{} {id}: {}{took}", st.green("✓"), past(other)));
                         }
                     }
                 }
@@ -232,25 +485,57 @@ fn value(v: &Option<Value>) -> String {
     }
 }
 
-fn change_line(c: &Change, st: &Style) -> String {
-    let new = match &c.new {
-        None => "(known after apply)".to_string(),
-        some => value(some),
-    };
+/// The lines of one changed setting. Objects are compared key by key, so a changed
+/// environment variable reads `environment.APP_TITLE: "Old" -> "New"`, not two whole maps.
+fn change_lines(c: &Change, st: &Style) -> Vec<String> {
     let forces = if c.forces_replacement {
         st.magenta("  (forces replacement)")
     } else {
         String::new()
     };
-    match &c.old {
-        None => format!("      {}: {}{forces}", c.setting, st.green(&new)),
-        old => format!(
-            "      {}: {} -> {}{forces}",
-            c.setting,
-            st.red(&value(old)),
-            st.green(&new)
-        ),
+    let mut lines = Vec::new();
+    diff_values(
+        &c.setting,
+        c.old.as_ref(),
+        c.new.as_ref(),
+        &forces,
+        st,
+        &mut lines,
+    );
+    lines
+}
+
+fn diff_values(
+    path: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    forces: &str,
+    st: &Style,
+    out: &mut Vec<String>,
+) {
+    if let (Some(Value::Object(a)), Some(Value::Object(b))) = (old, new) {
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for k in keys {
+            let (x, y) = (a.get(k), b.get(k));
+            if x != y {
+                diff_values(&format!("{path}.{k}"), x, y, forces, st, out);
+            }
+        }
+        return;
     }
+    let new_text = match new {
+        None if old.is_some() => "(removed)".to_string(),
+        None => "(known after apply)".to_string(),
+        Some(v) => value(&Some(v.clone())),
+    };
+    out.push(match old {
+        None => format!("      {path}: {}{forces}", st.green(&new_text)),
+        Some(o) => format!(
+            "      {path}: {} -> {}{forces}",
+            st.red(&value(&Some(o.clone()))),
+            st.green(&new_text)
+        ),
+    });
 }
 
 /// Renders a plan for people: each resource to change, and for updates each setting, old to
@@ -304,7 +589,9 @@ pub fn render_plan(
         }
         if step.action != Action::Create || verbose {
             for c in &step.changes {
-                writeln!(out, "{}", change_line(c, &st))?;
+                for line in change_lines(c, &st) {
+                    writeln!(out, "{line}")?;
+                }
             }
         }
     }

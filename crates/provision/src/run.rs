@@ -12,6 +12,7 @@ use provision_core::engine::{Engine, RunError, StateHandle};
 use provision_core::plan::Action;
 use provision_core::resource::{RunSettings, Stack};
 use provision_core::state::{LocalStore, LockInfo, State, StateError, StateStore};
+use provision_s3::{S3Location, S3Store};
 use provision_stack::{Clients, Kinds, Project};
 use serde_json::json;
 use tokio::sync::watch;
@@ -113,7 +114,7 @@ impl From<RunError> for Failure {
 /// What every command starts from: a validated config and where its state lives.
 struct Session {
     project: Project,
-    store: Arc<dyn StateStore>,
+    state_at: StateAt,
     printer: Arc<Printer>,
     global_endpoint: Option<String>,
     profile: Option<String>,
@@ -142,7 +143,12 @@ fn wait_scale() -> Result<f64, Failure> {
     }
 }
 
-fn session(global: &Global, checks: Checks, builder: Option<String>) -> Result<Session, Failure> {
+fn session(
+    global: &Global,
+    printer: &Arc<Printer>,
+    checks: Checks,
+    builder: Option<String>,
+) -> Result<Session, Failure> {
     let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
     if !root.is_dir() {
         return Err(Failure::new(format!(
@@ -155,15 +161,12 @@ fn session(global: &Global, checks: Checks, builder: Option<String>) -> Result<S
         .clone()
         .unwrap_or_else(|| PathBuf::from("config/default.json"));
     let config: Config = config::load_with(&config_path, &root, checks)?;
-    let store: Arc<dyn StateStore> = match global.state.as_deref() {
+    let state_at = match global.state.as_deref() {
         Some(s) if s.starts_with("s3://") => {
-            return Err(Failure::new(format!(
-                "--state {s}: state in S3 is not available in this build"
-            ))
-            .hint("use a local --state path"));
+            StateAt::S3(S3Location::parse(s).map_err(|e| Failure::new(format!("--state: {e}")))?)
         }
-        Some(path) => Arc::new(LocalStore::new(path)),
-        None => Arc::new(LocalStore::new(default_state_path(&config))),
+        Some(path) => StateAt::Local(PathBuf::from(path)),
+        None => StateAt::Local(default_state_path(&config)),
     };
     Ok(Session {
         project: Project {
@@ -171,11 +174,17 @@ fn session(global: &Global, checks: Checks, builder: Option<String>) -> Result<S
             root,
             builder,
         },
-        store,
-        printer: Arc::new(Printer::new(verbosity(global))),
+        state_at,
+        printer: printer.clone(),
         global_endpoint: global.endpoint_url.clone(),
         profile: global.profile.clone(),
     })
+}
+
+/// Where the state lives.
+enum StateAt {
+    Local(PathBuf),
+    S3(S3Location),
 }
 
 /// `.provision/<environment>.state.json`, in the current folder.
@@ -205,15 +214,35 @@ impl Session {
         Ok(aws)
     }
 
-    async fn load_state(&self) -> Result<State, Failure> {
+    /// The state store; a remote one needs AWS, so it connects if `aws` is not given.
+    async fn store(&self, aws: Option<&Aws>) -> Result<Arc<dyn StateStore>, Failure> {
+        match &self.state_at {
+            StateAt::Local(path) => Ok(Arc::new(LocalStore::new(path))),
+            StateAt::S3(at) => {
+                let aws = match aws {
+                    Some(a) => a.clone(),
+                    None => self.connect().await?,
+                };
+                let s3 = aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(aws.sdk())
+                        .interceptor(aws.calls().clone())
+                        .force_path_style(aws.endpoint_overridden())
+                        .build(),
+                );
+                Ok(Arc::new(S3Store::new(s3, at.clone())))
+            }
+        }
+    }
+
+    async fn load_state(&self, store: &Arc<dyn StateStore>) -> Result<State, Failure> {
         let stack = self.stack();
-        match self.store.load().await? {
+        match store.load().await? {
             Some(state) => {
                 state.check_matches(
                     &stack.name,
                     &stack.account,
                     &stack.region,
-                    &self.store.location(),
+                    &store.location(),
                 )?;
                 Ok(state)
             }
@@ -279,17 +308,22 @@ fn cancel_on_interrupt(printer: Arc<Printer>) -> watch::Receiver<bool> {
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
-    match cli.command {
-        Command::Up { apply, builder } => up(&cli.global, &apply, builder).await,
-        Command::Down { apply } => down(&cli.global, &apply).await,
-        Command::Plan { json } => plan(&cli.global, json).await,
-        Command::Outputs { json } => outputs(&cli.global, json).await,
-        Command::Unlock => unlock(&cli.global).await,
+    let printer = Printer::stderr(verbosity(&cli.global));
+    let p = &printer;
+    let result = match cli.command {
+        Command::Up { apply, builder } => up(&cli.global, p, &apply, builder).await,
+        Command::Down { apply } => down(&cli.global, p, &apply).await,
+        Command::Plan { json } => plan(&cli.global, p, json).await,
+        Command::Outputs { json } => outputs(&cli.global, p, json).await,
+        Command::Unlock => unlock(&cli.global, p).await,
         Command::Completions { shell } => {
             completions(shell);
             Ok(ExitCode::SUCCESS)
         }
-    }
+    };
+    // The live view gives way to the result or the error.
+    printer.finish();
+    result
 }
 
 fn completions(shell: crate::cli::Shell) {
@@ -307,16 +341,18 @@ fn completions(shell: crate::cli::Shell) {
 }
 
 /// Runs `body` with the state locked, and always releases the lock.
-async fn locked<T, F>(session: &Session, command: &str, body: F) -> Result<T, Failure>
+async fn locked<T, F>(
+    session: &Session,
+    store: &Arc<dyn StateStore>,
+    command: &str,
+    body: F,
+) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, Failure>>,
 {
-    session
-        .store
-        .lock(&LockInfo::for_this_process(command))
-        .await?;
+    store.lock(&LockInfo::for_this_process(command)).await?;
     let result = body.await;
-    if let Err(e) = session.store.unlock().await {
+    if let Err(e) = store.unlock().await {
         session
             .printer
             .warn(&format!("could not release the state lock: {e}"));
@@ -326,10 +362,11 @@ where
 
 async fn up(
     global: &Global,
+    printer: &Arc<Printer>,
     options: &ApplyOptions,
     builder: Option<String>,
 ) -> Result<ExitCode, Failure> {
-    let session = session(global, Checks::Full, builder)?;
+    let session = session(global, printer, Checks::Full, builder)?;
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
@@ -337,9 +374,10 @@ async fn up(
         .map_err(|e| Failure::new(e.to_string()))?;
     let cancel = cancel_on_interrupt(session.printer.clone());
     let engine = session.engine(options, cancel)?;
+    let store = session.store(Some(&aws)).await?;
 
-    let (outputs, summary) = locked(&session, "up", async {
-        let state = session.load_state().await?;
+    let (outputs, summary) = locked(&session, &store, "up", async {
+        let state = session.load_state(&store).await?;
         let prepared = engine.plan(&graph, &state).await?;
         let plan = &prepared.plan;
         let needs_apply = plan.has_changes()
@@ -371,7 +409,7 @@ async fn up(
                 return Err(Failure::new("cancelled; nothing was changed"));
             }
         }
-        let handle = StateHandle::new(session.store.clone(), state);
+        let handle = StateHandle::new(store.clone(), state);
         let summary = engine
             .apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry())
             .await?;
@@ -394,8 +432,8 @@ async fn up(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn plan(global: &Global, json: bool) -> Result<ExitCode, Failure> {
-    let session = session(global, Checks::Full, None)?;
+async fn plan(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
+    let session = session(global, printer, Checks::Full, None)?;
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
@@ -403,7 +441,8 @@ async fn plan(global: &Global, json: bool) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::new(e.to_string()))?;
     let (_tx, rx) = watch::channel(false);
     let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
-    let state = session.load_state().await?;
+    let store = session.store(Some(&aws)).await?;
+    let state = session.load_state(&store).await?;
     let prepared = engine.plan(&graph, &state).await?;
     let changes = prepared.plan.has_changes();
     if json {
@@ -436,23 +475,28 @@ async fn plan(global: &Global, json: bool) -> Result<ExitCode, Failure> {
     })
 }
 
-async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failure> {
-    let session = session(global, Checks::ConfigOnly, None)?;
+async fn down(
+    global: &Global,
+    printer: &Arc<Printer>,
+    options: &ApplyOptions,
+) -> Result<ExitCode, Failure> {
+    let session = session(global, printer, Checks::ConfigOnly, None)?;
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
     let cancel = cancel_on_interrupt(session.printer.clone());
     let engine = session.engine(options, cancel)?;
+    let store = session.store(Some(&aws)).await?;
 
-    let summary = locked(&session, "down", async {
-        let state = session.load_state().await?;
+    let summary = locked(&session, &store, "down", async {
+        let state = session.load_state(&store).await?;
         if state.is_empty() {
             session.printer.info(&format!(
                 "{}: nothing to delete.",
                 session.project.stack_name()
             ));
             if !state.outputs.is_empty() {
-                let handle = StateHandle::new(session.store.clone(), state);
+                let handle = StateHandle::new(store.clone(), state);
                 handle.update(|s| s.outputs.clear()).await?;
             }
             return Ok(None);
@@ -478,7 +522,7 @@ async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failu
                 return Err(Failure::new("cancelled; nothing was deleted"));
             }
         }
-        let handle = StateHandle::new(session.store.clone(), state);
+        let handle = StateHandle::new(store.clone(), state);
         Ok(Some(engine.destroy(handle, &kinds.registry()).await?))
     })
     .await?;
@@ -491,30 +535,31 @@ async fn down(global: &Global, options: &ApplyOptions) -> Result<ExitCode, Failu
     Ok(ExitCode::SUCCESS)
 }
 
-async fn outputs(global: &Global, json: bool) -> Result<ExitCode, Failure> {
-    let session = session(global, Checks::ConfigOnly, None)?;
-    let state = session.load_state().await?;
+async fn outputs(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
+    let session = session(global, printer, Checks::ConfigOnly, None)?;
+    let store = session.store(None).await?;
+    let state = session.load_state(&store).await?;
     if state.outputs.is_empty() {
-        return Err(Failure::new(format!(
-            "no outputs recorded in {}",
-            session.store.location()
-        ))
-        .hint("run `provision up` first (with the same --config and --state)"));
+        return Err(
+            Failure::new(format!("no outputs recorded in {}", store.location()))
+                .hint("run `provision up` first (with the same --config and --state)"),
+        );
     }
     printer::print_outputs(&state.outputs, json);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn unlock(global: &Global) -> Result<ExitCode, Failure> {
-    let session = session(global, Checks::ConfigOnly, None)?;
-    match session.store.force_unlock().await? {
+async fn unlock(global: &Global, printer: &Arc<Printer>) -> Result<ExitCode, Failure> {
+    let session = session(global, printer, Checks::ConfigOnly, None)?;
+    let store = session.store(None).await?;
+    match store.force_unlock().await? {
         Some(holder) => session.printer.info(&format!(
             "Removed the lock of {holder} on {}.",
-            session.store.location()
+            store.location()
         )),
         None => session
             .printer
-            .info(&format!("{} is not locked.", session.store.location())),
+            .info(&format!("{} is not locked.", store.location())),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,4 +8,6 @@ mod backends;
 mod cli;
 mod images;
 mod network;
+mod printer;
+mod remote_state;
 mod web;
