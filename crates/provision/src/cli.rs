@@ -99,6 +99,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Report what changed in AWS behind provision's back (deleted resources, changed
+    /// settings), without changing anything. Exits 0 without drift, 2 with drift, 1 on error.
+    Refresh {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each recorded resource's live state (endpoint status, service tasks running,
+    /// certificate status), read from AWS.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a lock left by a run that can no longer release it (a crashed machine).
     Unlock,
     /// Print a shell completion script.

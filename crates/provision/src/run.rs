@@ -315,6 +315,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Down { apply } => down(&cli.global, p, &apply).await,
         Command::Plan { json } => plan(&cli.global, p, json).await,
         Command::Outputs { json } => outputs(&cli.global, p, json).await,
+        Command::Refresh { json } => refresh(&cli.global, p, json).await,
+        Command::Status { json } => status(&cli.global, p, json).await,
         Command::Unlock => unlock(&cli.global, p).await,
         Command::Completions { shell } => {
             completions(shell);
@@ -571,4 +573,131 @@ impl ApplyOptions {
             ..ApplyOptions::default()
         }
     }
+}
+
+/// Reads every recorded resource (no lock: nothing is written).
+async fn observe(
+    global: &Global,
+    printer: &Arc<Printer>,
+) -> Result<(Session, Vec<provision_core::engine::Observation>, Aws), Failure> {
+    let session = session(global, printer, Checks::ConfigOnly, None)?;
+    let aws = session.connect().await?;
+    let clients = Clients::new(&aws);
+    let kinds = Kinds::new(&clients, &session.project);
+    let store = session.store(Some(&aws)).await?;
+    let state = session.load_state(&store).await?;
+    let (_tx, rx) = watch::channel(false);
+    let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
+    let observed = engine.observe(&state, &kinds.registry()).await;
+    Ok((session, observed, aws))
+}
+
+async fn refresh(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
+    use provision_core::engine::Drift;
+    let (session, observed, aws) = observe(global, printer).await?;
+    let mut errors = Vec::new();
+    let mut drifted = Vec::new();
+    for o in &observed {
+        if let Err(e) = &o.live {
+            errors.push(format!("{} ({}): {}", o.noun, o.id, e.message));
+        }
+        if let Some(d) = o.drift() {
+            drifted.push((o, d));
+        }
+    }
+    if json {
+        let items: Vec<serde_json::Value> = drifted
+            .iter()
+            .map(|(o, d)| json!({"id": o.id, "noun": o.noun, "physical_id": o.record.physical_id, "drift": d}))
+            .collect();
+        printer::print_json(
+            &json!({"drift": items, "errors": errors, "api_calls": aws.calls().snapshot()}),
+        );
+    } else {
+        let mut text = String::new();
+        if drifted.is_empty() {
+            text.push_str(&format!(
+                "No drift: all {} resources of {} are as provision left them.\n",
+                observed.len(),
+                session.project.stack_name()
+            ));
+        } else {
+            text.push_str(&format!(
+                "Drift in {} (changed outside provision):\n",
+                session.project.stack_name()
+            ));
+            for (o, d) in &drifted {
+                let id = o.record.physical_id.as_deref().unwrap_or("");
+                match d {
+                    Drift::Deleted => {
+                        text.push_str(&format!("  - {} {} {id}: deleted\n", o.noun, o.id))
+                    }
+                    Drift::Changed { changes } => {
+                        text.push_str(&format!("  ~ {} {} {id}:\n", o.noun, o.id));
+                        for c in changes {
+                            text.push_str(&format!(
+                                "      {}: {} -> {}\n",
+                                c.setting,
+                                c.old.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                                c.new.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+            }
+            text.push_str("  `provision up` puts them back; `provision plan` shows how.\n");
+        }
+        printer::print_text(&text);
+    }
+    if !errors.is_empty() {
+        return Err(Failure::new(format!(
+            "could not read every resource:\n  - {}",
+            errors.join("\n  - ")
+        )));
+    }
+    Ok(if drifted.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn status(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
+    let (session, observed, _aws) = observe(global, printer).await?;
+    let rows: Vec<(String, String, String, String)> = observed
+        .iter()
+        .map(|o| {
+            let physical = o.record.physical_id.clone().unwrap_or_default();
+            let state = match &o.live {
+                Err(e) => format!("unreadable: {}", e.message),
+                Ok(None) => "missing (deleted outside provision?)".to_string(),
+                Ok(Some(l)) if !l.ready => l.status.clone().unwrap_or_else(|| "not ready".into()),
+                Ok(Some(l)) => l.status.clone().unwrap_or_else(|| "ok".into()),
+            };
+            (o.id.to_string(), o.noun.clone(), physical, state)
+        })
+        .collect();
+    if json {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(id, noun, physical, state)| json!({"id": id, "noun": noun, "physical_id": physical, "status": state}))
+            .collect();
+        printer::print_json(&json!({"stack": session.project.stack_name(), "resources": items}));
+    } else if rows.is_empty() {
+        printer::print_text(&format!(
+            "{}: nothing deployed.\n",
+            session.project.stack_name()
+        ));
+    } else {
+        let w_id = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let w_noun = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+        let mut text = String::new();
+        for (id, noun, physical, state) in &rows {
+            text.push_str(&format!(
+                "{id:<w_id$}  {noun:<w_noun$}  {state}  {physical}\n"
+            ));
+        }
+        printer::print_text(&text);
+    }
+    Ok(ExitCode::SUCCESS)
 }

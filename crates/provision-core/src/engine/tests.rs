@@ -662,3 +662,45 @@ fn fingerprints_ignore_key_order() {
     let b = to_settings(&json!({"b": {"y": 2, "x": 1}, "a": 1}));
     assert_eq!(fingerprint(&a), fingerprint(&b));
 }
+
+#[tokio::test]
+async fn observing_reports_drift_without_changing_anything() {
+    let w = world();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let state = w.state().await;
+    let subnet = state.resources[&LogicalId::from("net/subnet")]
+        .physical_id
+        .clone()
+        .unwrap();
+    let vpc = state.resources[&LogicalId::from("net/vpc")]
+        .physical_id
+        .clone()
+        .unwrap();
+    {
+        let mut objects = w.cloud.objects.lock().unwrap();
+        objects.remove(&subnet);
+        objects
+            .get_mut(&vpc)
+            .unwrap()
+            .settings
+            .insert("size".into(), json!(5));
+    }
+    let before = w.cloud.mutations();
+    let observed = w.engine.observe(&state, &w.kinds).await;
+    assert_eq!(observed.len(), 4);
+    let drift: BTreeMap<String, Drift> = observed
+        .iter()
+        .filter_map(|o| o.drift().map(|d| (o.id.to_string(), d)))
+        .collect();
+    assert_eq!(drift.len(), 2, "{drift:?}");
+    assert_eq!(drift["net/subnet"], Drift::Deleted);
+    match &drift["net/vpc"] {
+        Drift::Changed { changes } => {
+            assert_eq!(changes[0].setting, "size");
+            assert_eq!(changes[0].old, Some(json!(1)), "old is what was applied");
+            assert_eq!(changes[0].new, Some(json!(5)), "new is what AWS has now");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.cloud.mutations(), before, "observing changes nothing");
+}

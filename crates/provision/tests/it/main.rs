@@ -6,6 +6,7 @@ mod support;
 
 mod backends;
 mod cli;
+mod drift;
 mod images;
 mod network;
 mod printer;
