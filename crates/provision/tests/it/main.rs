@@ -9,6 +9,7 @@ mod cli;
 mod drift;
 mod images;
 mod network;
+mod ownership;
 mod printer;
 mod remote_state;
 mod web;
