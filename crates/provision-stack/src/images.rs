@@ -99,6 +99,18 @@ pub fn repository_name(stack: &str, folder: &str) -> String {
     names::shorten(&parts.join("/"), names::limits::ECR_REPOSITORY)
 }
 
+/// The context's hash. Plans are made inside the async runtime and a large context takes a
+/// while to read, so the runtime is told this thread blocks (where it can move work away).
+fn hash(context: &Context) -> Result<String, String> {
+    let hash = || context.hash().map_err(|e| e.to_string());
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(hash)
+        }
+        _ => hash(),
+    }
+}
+
 /// The folders' consumers, shared with the repositories' settings, which are worked out when
 /// the plan is made: a consumer added after a repository's node still counts.
 type Consumers = Arc<Mutex<BTreeSet<Consumer>>>;
@@ -184,7 +196,7 @@ impl<'k> Images<'k> {
         .after(&repository)
         .spec(move |inputs| {
             let out = inputs.get(&repo)?;
-            let hashed = tag.get_or_init(|| context.hash().map_err(|e| e.to_string()));
+            let hashed = tag.get_or_init(|| hash(&context));
             let (tag, context_error) = match hashed {
                 Ok(t) => (t.clone(), None),
                 Err(e) => (String::new(), Some(e.clone())),
