@@ -13,6 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub mod huggingface;
+
 /// The application name every physical name starts with (the CDK stack's prefix).
 pub const APP_NAME: &str = "streamlit-app";
 
@@ -900,6 +902,26 @@ impl Validator {
             }
         }
 
+        // The HuggingFace image comes from a registry per region; where none is known the
+        // endpoint cannot deploy, and must say which image to use.
+        if let (Some(region), Some(endpoints)) = (&region, &endpoints) {
+            for (i, e) in endpoints.iter().enumerate() {
+                if let EndpointModel::Huggingface {
+                    image_uri: None, ..
+                } = &e.model
+                    && huggingface::registry_account(region).is_none()
+                {
+                    self.issue(
+                        &path.key("sagemaker_endpoints").index(i).key("image_uri"),
+                        format!(
+                            "is required in region `{region}`, which has no HuggingFace inference image that provision knows of (it knows {})",
+                            huggingface::REGIONS.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+
         // Every name the app receives must be distinct, or one would silently overwrite another.
         if let (Some(functions), Some(endpoints), Some(env)) =
             (&functions, &endpoints, &streamlit_env)
@@ -965,9 +987,34 @@ impl Validator {
         let items = self.list(path, v)?;
         let mut out = Vec::new();
         let mut ok = true;
+        // A function's name is its variable's name in DNS-safe form (`A_B` gives `a-b`), so
+        // two variables may not map to one name, and a variable must give a name at all.
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, item) in items.iter().enumerate() {
             match self.function(&path.index(i), item) {
-                Some(f) => out.push(f),
+                Some(f) => {
+                    let p = path.index(i).key("environment_variable_name");
+                    let name = crate::names::dns_safe(&f.environment_variable_name);
+                    if name.is_empty() {
+                        self.issue(
+                            &p,
+                            "needs a letter or digit: the function is named after it",
+                        );
+                        ok = false;
+                    } else if let Some(first) = names.get(&name) {
+                        self.issue(
+                            &p,
+                            format!(
+                                "`{}` gives the same function name (`{name}`) as lambda_functions[{first}]; use a name that differs in more than `_` and case",
+                                f.environment_variable_name
+                            ),
+                        );
+                        ok = false;
+                    } else {
+                        names.insert(name, i);
+                    }
+                    out.push(f);
+                }
                 None => ok = false,
             }
         }

@@ -837,6 +837,34 @@ const CASES: &[Case] = &[
         "sagemaker_endpoints[1].model_task",
         "unknown key",
     ),
+    (
+        "huggingface region without image",
+        |c| set(c, "region", json!("ap-southeast-9")),
+        "sagemaker_endpoints[0].image_uri",
+        "no HuggingFace inference image",
+    ),
+    (
+        "function name without letters",
+        |c| {
+            set(
+                c,
+                "lambda_functions[0].environment_variable_name",
+                json!("__"),
+            )
+        },
+        "lambda_functions[0].environment_variable_name",
+        "needs a letter or digit",
+    ),
+    (
+        "function names collide",
+        |c| {
+            let mut second = c["lambda_functions"][0].clone();
+            second["environment_variable_name"] = json!("Counterfactual__Lambda");
+            c["lambda_functions"].as_array_mut().unwrap().push(second);
+        },
+        "lambda_functions[1].environment_variable_name",
+        "same function name (`counterfactual-lambda`) as lambda_functions[0]",
+    ),
     // Names the app receives must be distinct.
     (
         "duplicate env var with app",
@@ -984,4 +1012,24 @@ fn did_you_mean_suggests_close_words_only() {
     assert_eq!(did_you_mean("acount", TOP_KEYS), Some("account"));
     assert_eq!(did_you_mean("regoin", TOP_KEYS), Some("region"));
     assert_eq!(did_you_mean("completely_different", TOP_KEYS), None);
+}
+
+#[test]
+fn an_image_uri_deploys_huggingface_models_in_any_region() {
+    let dir = project();
+    let mut c = example();
+    set(&mut c, "region", json!("ap-southeast-9"));
+    set(
+        &mut c,
+        "sagemaker_endpoints[0].image_uri",
+        json!("123456789012.dkr.ecr.ap-southeast-9.amazonaws.com/hf:1"),
+    );
+    let cfg = check(&c, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        &cfg.sagemaker_endpoints[0].model,
+        EndpointModel::Huggingface {
+            image_uri: Some(_),
+            ..
+        }
+    ));
 }
