@@ -17,6 +17,9 @@ pub enum GraphError {
     MissingDependency { node: LogicalId, missing: LogicalId },
     #[error("resources depend on each other in a cycle: {}", .0.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(" -> "))]
     Cycle(Vec<LogicalId>),
+    /// The config asks for something the stack cannot build (validation normally says so first).
+    #[error("{node}: {message}")]
+    Invalid { node: LogicalId, message: String },
 }
 
 /// The stack as resources: what to create, in which order, and what to report at the end.

@@ -682,7 +682,27 @@ impl Engine {
                 .filter(|(id, _)| !graph.contains(id))
                 .map(|(id, r)| Target::Resource(id.clone(), r.clone()))
                 .collect();
-            targets.extend(state.deposed.iter().map(|d| Target::Deposed(d.clone())));
+            for d in &state.deposed {
+                // A kind whose names follow its settings lands on a deposed resource again
+                // when settings change back after a failed switch; the create then adopts it,
+                // and it is live, not garbage.
+                let current = state
+                    .resources
+                    .get(&d.id)
+                    .and_then(|r| r.physical_id.as_deref());
+                if d.record.physical_id.is_some() && current == d.record.physical_id.as_deref() {
+                    if let Err(e) = forget(&handle, &Target::Deposed(d.clone())).await {
+                        failures.push(Failure {
+                            id: d.id.clone(),
+                            noun: d.record.kind.clone(),
+                            action: Action::Delete,
+                            error: state_failure(e),
+                        });
+                    }
+                    continue;
+                }
+                targets.push(Target::Deposed(d.clone()));
+            }
             if !targets.is_empty() {
                 let (deleted, failed) = self.delete_targets(targets, &handle, kinds).await;
                 for outcome in deleted {

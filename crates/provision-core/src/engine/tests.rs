@@ -553,6 +553,32 @@ async fn a_failed_switch_keeps_the_old_resource() {
 }
 
 #[tokio::test]
+async fn a_deposed_resource_that_is_live_again_is_kept() {
+    let w = world();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    // What a revert after a failed switch leaves when the kind's names follow its settings:
+    // the create found the old resource by name and adopted it, while it is still deposed.
+    let store = w.store();
+    let mut state = w.state().await;
+    let id = LogicalId::from("ml/config");
+    let record = state.resources[&id].clone();
+    state.deposed.push(Deposed {
+        id: id.clone(),
+        record,
+    });
+    store.save(&state).await.unwrap();
+
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    assert_eq!(
+        w.cloud.count("ml/config"),
+        1,
+        "the live resource must not be deleted"
+    );
+    assert!(!w.cloud.mutations().iter().any(|m| m == "delete ml/config"));
+    assert!(w.state().await.deposed.is_empty());
+}
+
+#[tokio::test]
 async fn resources_dropped_from_the_config_are_deleted() {
     let w = world();
     w.up(w.graph(1, "a", 1)).await.unwrap();
