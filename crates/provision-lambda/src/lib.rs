@@ -1,1 +1,514 @@
-//! provision-lambda
+//! Lambda functions from container images, as a resource kind.
+//!
+//! A function is read with one `GetFunction` call (configuration, image and tags). Changes
+//! go through `UpdateFunctionCode` (image, architecture) and `UpdateFunctionConfiguration`
+//! (role, memory, timeout, environment); Lambda allows one update at a time, so each call
+//! waits until the function is settled, and `up` waits until the last one has succeeded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, PackageType,
+    State,
+};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use provision_core::resource::{
+    Cx, Desired, ErrorClass, Kind, Live, Lookup, Record, ResourceError, to_settings,
+};
+use provision_core::wait::{Backoff, Poll, until};
+use serde::{Deserialize, Serialize};
+
+/// Every Lambda kind, sharing one client.
+pub struct LambdaKinds {
+    pub function: Arc<Function>,
+}
+
+impl LambdaKinds {
+    pub fn new(client: Client) -> Self {
+        LambdaKinds {
+            function: Arc::new(Function { lambda: client }),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<dyn Kind>> {
+        vec![self.function.clone()]
+    }
+}
+
+/// A function whose code is a container image.
+pub struct Function {
+    lambda: Client,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FunctionSpec {
+    /// The image, by digest.
+    pub image_uri: String,
+    pub role_arn: String,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    pub memory_size: u32,
+    pub timeout_seconds: u32,
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FunctionOut {
+    pub function_name: String,
+    pub function_arn: String,
+}
+
+/// How long a new IAM role may take to become usable by Lambda (`iam-propagation`).
+pub const ROLE_PROPAGATION: Duration = Duration::from_secs(120);
+/// How long a function may take to become active or finish an update (`function`): image
+/// functions are optimised for their first start, which takes up to minutes for big images.
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Settings changed by `UpdateFunctionCode`; the rest go through `UpdateFunctionConfiguration`.
+const CODE_SETTINGS: &[&str] = &["image_uri", "architecture"];
+
+fn aws<E, R>(operation: &str, err: SdkError<E, R>) -> ResourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    provision_aws::classify(operation, err)
+}
+
+/// A new execution role not yet usable: Lambda says so with an
+/// `InvalidParameterValueException` whose message is the only thing that tells it apart
+/// from other invalid parameters.
+fn says_role_not_assumable(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.contains("cannot be assumed by Lambda"))
+}
+
+/// What a function's configuration says about it.
+fn spec_of(c: &FunctionConfiguration, image_uri: &str) -> FunctionSpec {
+    FunctionSpec {
+        image_uri: image_uri.to_string(),
+        role_arn: c.role().unwrap_or_default().to_string(),
+        architecture: c
+            .architectures()
+            .first()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_else(|| "x86_64".into()),
+        memory_size: c
+            .memory_size()
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(0),
+        timeout_seconds: c.timeout().and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
+        environment: c
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The function's state in words, and whether it can take calls and updates.
+fn readiness(c: &FunctionConfiguration) -> (String, bool) {
+    let update_running = c.last_update_status() == Some(&LastUpdateStatus::InProgress);
+    match c.state() {
+        Some(State::Active | State::Inactive) if !update_running => ("Active".into(), true),
+        Some(State::Active | State::Inactive) => ("updating".into(), false),
+        Some(s) => (s.as_str().to_string(), false),
+        None => ("unknown".into(), false),
+    }
+}
+
+fn function_live(c: &FunctionConfiguration, image_uri: &str) -> Result<Live, ResourceError> {
+    let name = c.function_name().unwrap_or_default();
+    let out = FunctionOut {
+        function_name: name.to_string(),
+        function_arn: c.function_arn().unwrap_or_default().to_string(),
+    };
+    let outputs = serde_json::to_value(out).map_err(|e| ResourceError::fatal(e.to_string()))?;
+    let live = Live::new(name, to_settings(&spec_of(c, image_uri)), outputs);
+    let (status, ready) = readiness(c);
+    // A failed last update must be seen: the configuration already shows what was asked for.
+    if c.last_update_status() == Some(&LastUpdateStatus::Failed) {
+        return Ok(live.pending("last update failed"));
+    }
+    Ok(if ready {
+        live.with_status(status)
+    } else {
+        live.pending(status)
+    })
+}
+
+fn environment(spec: &FunctionSpec) -> Environment {
+    Environment::builder()
+        .set_variables(Some(spec.environment.clone().into_iter().collect()))
+        .build()
+}
+
+impl Function {
+    async fn get(&self, name: &str) -> Result<Option<GetFunctionOutput>, ResourceError> {
+        match self.lambda.get_function().function_name(name).send().await {
+            Ok(out) => Ok(Some(out)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws("lambda:GetFunction", e)),
+        }
+    }
+
+    /// Waits until the function takes updates again (Lambda allows one at a time).
+    async fn settled(&self, cx: &Cx, name: &str) -> Result<(), ResourceError> {
+        until(
+            cx,
+            &format!("function {name} to finish its last change"),
+            "function",
+            FUNCTION_TIMEOUT,
+            Backoff::FAST,
+            || async {
+                let out = self.get(name).await?.ok_or_else(|| {
+                    ResourceError::fatal(format!("function {name} disappeared while being updated"))
+                        .with_hint("rerun `provision up` to create it again")
+                })?;
+                let c = out
+                    .configuration()
+                    .cloned()
+                    .unwrap_or_else(|| FunctionConfiguration::builder().build());
+                let busy = c.state() == Some(&State::Pending)
+                    || c.last_update_status() == Some(&LastUpdateStatus::InProgress);
+                Ok(if busy {
+                    Poll::Pending(readiness(&c).0)
+                } else {
+                    Poll::Ready(())
+                })
+            },
+        )
+        .await
+    }
+
+    /// Sends an update once the function is settled; Lambda's "an update is in progress"
+    /// conflict (someone else's change) sends it again after the next settle.
+    async fn update_when_settled<F, Fut>(
+        &self,
+        cx: &Cx,
+        name: &str,
+        mut call: F,
+    ) -> Result<(), ResourceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), ResourceError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            self.settled(cx, name).await?;
+            match call().await {
+                Err(e) if e.code.as_deref() == Some(BUSY) && attempt < 3 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Runs `call` until the function's new role is usable, bounded by `iam-propagation`.
+async fn while_role_propagates<T, F, Fut>(
+    cx: &Cx,
+    role_arn: &str,
+    mut call: F,
+) -> Result<T, ResourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ResourceError>>,
+{
+    let backoff = Backoff {
+        first: Duration::ZERO,
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(10),
+        factor: 1.5,
+    };
+    let what = format!("IAM role {role_arn} to be usable by Lambda");
+    until(cx, &what, "iam-propagation", ROLE_PROPAGATION, backoff, || {
+        let attempt = call();
+        async move {
+            Ok(match attempt.await? {
+                Some(v) => Poll::Ready(v),
+                None => Poll::Pending("not assumable yet".into()),
+            })
+        }
+    })
+    .await
+    .map_err(|e| match e.class {
+        ErrorClass::Timeout => ResourceError::timeout(format!("Lambda still cannot assume the role {role_arn}"))
+            .with_hint("check that the role exists and trusts lambda.amazonaws.com; if it does, IAM is slow today: rerun `provision up`, or allow more time with --timeout iam-propagation=5m"),
+        _ => e,
+    })
+}
+
+/// The code of the error an update call gets while another update runs.
+const BUSY: &str = "ResourceConflictException";
+
+/// A `ResourceConflictException` from an update: another update is running. (classify()
+/// would call it a name collision, which is what it means for a create.)
+fn busy(operation: &str) -> ResourceError {
+    ResourceError::transient(format!(
+        "{operation}: another update of the function is in progress"
+    ))
+    .with_code(BUSY)
+}
+
+fn failed_state(name: &str, c: &FunctionConfiguration) -> ResourceError {
+    ResourceError::fatal(format!(
+        "function {name} failed: {}",
+        c.state_reason().unwrap_or("Lambda gave no reason")
+    ))
+    .with_hint("an image function fails when Lambda cannot pull or start its image (check the image's architecture and that the repository lets Lambda pull); fix it and rerun `provision up`")
+}
+
+fn failed_update(name: &str, c: &FunctionConfiguration) -> ResourceError {
+    ResourceError::fatal(format!(
+        "the last update of function {name} failed: {}",
+        c.last_update_status_reason().unwrap_or("Lambda gave no reason")
+    ))
+    .with_hint("fix the cause and rerun `provision up`; a rebuilt image (a new digest) updates the function again")
+}
+
+#[async_trait]
+impl Kind for Function {
+    fn name(&self) -> &'static str {
+        "lambda.function"
+    }
+    fn noun(&self) -> &'static str {
+        "Lambda function"
+    }
+
+    async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
+        let Some(name) = lookup.physical_id().or(lookup.recorded_name()) else {
+            return Ok(None);
+        };
+        let Some(out) = self.get(name).await? else {
+            return Ok(None);
+        };
+        let tags = out
+            .tags()
+            .map(|t| {
+                t.iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        cx.ensure_ours(&format!("Lambda function {name}"), tags)?;
+        let Some(c) = out.configuration() else {
+            return Err(ResourceError::fatal(format!(
+                "lambda:GetFunction returned no configuration for {name}"
+            )));
+        };
+        function_live(
+            c,
+            out.code().and_then(|c| c.image_uri()).unwrap_or_default(),
+        )
+        .map(Some)
+    }
+
+    async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
+        let spec: FunctionSpec = desired.spec()?;
+        let name = desired.name()?;
+        let tags: std::collections::HashMap<String, String> = cx.tags().into_iter().collect();
+        let out = while_role_propagates(cx, &spec.role_arn, || {
+            let req = self
+                .lambda
+                .create_function()
+                .function_name(name)
+                .package_type(PackageType::Image)
+                .code(FunctionCode::builder().image_uri(&spec.image_uri).build())
+                .role(&spec.role_arn)
+                .architectures(Architecture::from(spec.architecture.as_str()))
+                .memory_size(i32::try_from(spec.memory_size).unwrap_or(i32::MAX))
+                .timeout(i32::try_from(spec.timeout_seconds).unwrap_or(i32::MAX))
+                .set_environment((!spec.environment.is_empty()).then(|| environment(&spec)))
+                .set_tags(Some(tags.clone()));
+            async move {
+                match req.send().await {
+                    Ok(out) => Ok(Some(out)),
+                    Err(e)
+                        if e.as_service_error().is_some_and(|s| {
+                            s.is_invalid_parameter_value_exception()
+                                && says_role_not_assumable(s.message())
+                        }) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(aws("lambda:CreateFunction", e)),
+                }
+            }
+        })
+        .await?;
+        let outputs = serde_json::to_value(FunctionOut {
+            function_name: name.to_string(),
+            function_arn: out.function_arn().unwrap_or_default().to_string(),
+        })
+        .map_err(|e| ResourceError::fatal(e.to_string()))?;
+        let live = Live::new(name, to_settings(&spec), outputs);
+        // New functions start `Pending` while Lambda prepares the image.
+        Ok(match out.state() {
+            Some(State::Active)
+                if out.last_update_status() != Some(&LastUpdateStatus::InProgress) =>
+            {
+                live.with_status("Active")
+            }
+            Some(s) => live.pending(s.as_str().to_string()),
+            None => live.pending("Pending"),
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx,
+        desired: &Desired,
+        live: &Live,
+        changed: &[String],
+    ) -> Result<Live, ResourceError> {
+        let spec: FunctionSpec = desired.spec()?;
+        let name = live.physical_id.as_str();
+        if changed.iter().any(|c| CODE_SETTINGS.contains(&c.as_str())) {
+            cx.progress(format!("updating the image of function {name}"));
+            self.update_when_settled(cx, name, || {
+                let req = self
+                    .lambda
+                    .update_function_code()
+                    .function_name(name)
+                    .image_uri(&spec.image_uri)
+                    .architectures(Architecture::from(spec.architecture.as_str()));
+                async move {
+                    match req.send().await {
+                        Ok(_) => Ok(()),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_conflict_exception()) =>
+                        {
+                            Err(busy("lambda:UpdateFunctionCode"))
+                        }
+                        Err(e) => Err(aws("lambda:UpdateFunctionCode", e)),
+                    }
+                }
+            })
+            .await?;
+        }
+        if changed.iter().any(|c| !CODE_SETTINGS.contains(&c.as_str())) {
+            cx.progress(format!("updating the configuration of function {name}"));
+            self.update_when_settled(cx, name, || {
+                while_role_propagates(cx, &spec.role_arn, || {
+                    let req = self
+                        .lambda
+                        .update_function_configuration()
+                        .function_name(name)
+                        .role(&spec.role_arn)
+                        .memory_size(i32::try_from(spec.memory_size).unwrap_or(i32::MAX))
+                        .timeout(i32::try_from(spec.timeout_seconds).unwrap_or(i32::MAX))
+                        .environment(environment(&spec));
+                    async move {
+                        match req.send().await {
+                            Ok(_) => Ok(Some(())),
+                            Err(e)
+                                if e.as_service_error().is_some_and(|s| {
+                                    s.is_invalid_parameter_value_exception()
+                                        && says_role_not_assumable(s.message())
+                                }) =>
+                            {
+                                Ok(None)
+                            }
+                            Err(e)
+                                if e.as_service_error()
+                                    .is_some_and(|s| s.is_resource_conflict_exception()) =>
+                            {
+                                Err(busy("lambda:UpdateFunctionConfiguration"))
+                            }
+                            Err(e) => Err(aws("lambda:UpdateFunctionConfiguration", e)),
+                        }
+                    }
+                })
+            })
+            .await?;
+        }
+        let mut live = live.clone();
+        live.settings = to_settings(&spec);
+        // Each update call was accepted; wait_ready waits for the last one to succeed.
+        Ok(live.pending("updating"))
+    }
+
+    async fn wait_ready(&self, cx: &Cx, live: Live) -> Result<Live, ResourceError> {
+        let name = live.physical_id.clone();
+        until(
+            cx,
+            &format!("function {name} to be active"),
+            "function",
+            FUNCTION_TIMEOUT,
+            Backoff::FAST,
+            || async {
+                let out = self.get(&name).await?.ok_or_else(|| {
+                    ResourceError::fatal(format!("function {name} disappeared while starting"))
+                        .with_hint("rerun `provision up` to create it again")
+                })?;
+                let Some(c) = out.configuration() else {
+                    return Ok(Poll::Pending("unknown".into()));
+                };
+                if c.state() == Some(&State::Failed) {
+                    return Err(failed_state(&name, c));
+                }
+                if c.last_update_status() == Some(&LastUpdateStatus::Failed) {
+                    return Err(failed_update(&name, c));
+                }
+                let (status, ready) = readiness(c);
+                if !ready {
+                    return Ok(Poll::Pending(status));
+                }
+                function_live(
+                    c,
+                    out.code().and_then(|c| c.image_uri()).unwrap_or_default(),
+                )
+                .map(Poll::Ready)
+            },
+        )
+        .await
+    }
+
+    async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
+        let Some(name) = record.physical_id.as_deref() else {
+            return Ok(());
+        };
+        let Some(out) = self.get(name).await? else {
+            return Ok(());
+        };
+        let tags = out
+            .tags()
+            .map(|t| {
+                t.iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        cx.ensure_ours(&format!("Lambda function {name}"), tags)?;
+        match self
+            .lambda
+            .delete_function()
+            .function_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws("lambda:DeleteFunction", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
