@@ -1,5 +1,8 @@
 //! Test infrastructure: a real AWS emulator (moto's server) on loopback, one per test, so
-//! tests never share state and run in parallel.
+//! tests never share state and run in parallel; and [`proxy`], a fault-injecting,
+//! latency-modelling proxy to put between provision and the emulator.
+
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
