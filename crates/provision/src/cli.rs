@@ -111,6 +111,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the resource graph: every resource the config asks for and what it waits for.
+    /// No AWS call.
+    Graph {
+        /// As JSON (nodes with kinds, names and dependencies).
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// As Graphviz DOT (`provision graph --dot | dot -Tsvg > graph.svg`).
+        #[arg(long)]
+        dot: bool,
+    },
     /// Remove a lock left by a run that can no longer release it (a crashed machine).
     Unlock,
     /// Print a shell completion script.

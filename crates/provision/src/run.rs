@@ -10,7 +10,7 @@ use provision_aws::{Aws, Options};
 use provision_core::config::{self, Checks, Config, ConfigError};
 use provision_core::engine::{Engine, RunError, StateHandle};
 use provision_core::plan::Action;
-use provision_core::resource::{RunSettings, Stack};
+use provision_core::resource::{RunSettings, Stack, Until};
 use provision_core::state::{LocalStore, LockInfo, State, StateError, StateStore};
 use provision_s3::{S3Location, S3Store};
 use provision_stack::{Clients, Kinds, Project};
@@ -317,6 +317,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Outputs { json } => outputs(&cli.global, p, json).await,
         Command::Refresh { json } => refresh(&cli.global, p, json).await,
         Command::Status { json } => status(&cli.global, p, json).await,
+        Command::Graph { json, dot } => graph(&cli.global, p, json, dot),
         Command::Unlock => unlock(&cli.global, p).await,
         Command::Completions { shell } => {
             completions(shell);
@@ -696,6 +697,96 @@ async fn status(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<E
             text.push_str(&format!(
                 "{id:<w_id$}  {noun:<w_noun$}  {state}  {physical}\n"
             ));
+        }
+        printer::print_text(&text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The graph needs clients to build its kinds, but makes no call: a placeholder
+/// configuration is enough.
+fn graph(
+    global: &Global,
+    printer: &Arc<Printer>,
+    json: bool,
+    dot: bool,
+) -> Result<ExitCode, Failure> {
+    let session = session(global, printer, Checks::Full, None)?;
+    let aws = Aws::from_sdk(
+        aws_types::SdkConfig::builder()
+            .region(aws_types::region::Region::new(
+                session.project.config.region.clone(),
+            ))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build(),
+    );
+    let clients = Clients::new(&aws);
+    let kinds = Kinds::new(&clients, &session.project);
+    let graph = provision_stack::graph(&session.project, &kinds)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let order = graph.order().map_err(|e| Failure::new(e.to_string()))?;
+    let nodes: Vec<&provision_core::resource::Node> =
+        order.iter().filter_map(|id| graph.get(id)).collect();
+    if json {
+        let items: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "id": n.id,
+                    "kind": n.kind.name(),
+                    "noun": n.kind.noun(),
+                    "name": n.name,
+                    "deps": n.deps.iter().map(|d| json!({
+                        "id": d.id,
+                        "until": match d.until { Until::Ready => "ready", Until::Exists => "exists" },
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        printer::print_json(&json!({ "stack": session.project.stack_name(), "nodes": items }));
+    } else if dot {
+        let mut text = format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n",
+            session.project.stack_name()
+        );
+        for n in &nodes {
+            text.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{}\"];\n",
+                n.id,
+                n.id,
+                n.kind.noun()
+            ));
+            for d in &n.deps {
+                let style = if d.until == Until::Exists {
+                    " [style=dashed]"
+                } else {
+                    ""
+                };
+                text.push_str(&format!("  \"{}\" -> \"{}\"{style};\n", d.id, n.id));
+            }
+        }
+        text.push_str("}\n");
+        printer::print_text(&text);
+    } else {
+        let mut text = String::new();
+        for n in &nodes {
+            let deps: Vec<String> = n
+                .deps
+                .iter()
+                .map(|d| {
+                    if d.until == Until::Exists {
+                        format!("{} (exists)", d.id)
+                    } else {
+                        d.id.to_string()
+                    }
+                })
+                .collect();
+            let after = if deps.is_empty() {
+                String::new()
+            } else {
+                format!("  after {}", deps.join(", "))
+            };
+            text.push_str(&format!("{}  {}{after}\n", n.id, n.kind.noun()));
         }
         printer::print_text(&text);
     }

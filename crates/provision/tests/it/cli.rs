@@ -141,3 +141,33 @@ async fn outputs_without_state_say_what_to_do() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("provision up"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_graph_lists_every_resource_after_what_it_needs() {
+    let stack = Stack::new().await;
+    let json = stack.run(&["graph", "--json"]).await.success().json();
+    let nodes = json["nodes"].as_array().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for n in nodes {
+        for d in n["deps"].as_array().unwrap() {
+            assert!(
+                seen.contains(d["id"].as_str().unwrap()),
+                "{} is listed before its dependency {}",
+                n["id"],
+                d["id"]
+            );
+        }
+        seen.insert(n["id"].as_str().unwrap().to_string());
+    }
+    assert!(seen.contains("network/vpc") && seen.contains("network/nat-gateway"));
+    let dot = stack.run(&["graph", "--dot"]).await.success();
+    assert!(
+        dot.stdout.starts_with("digraph")
+            && dot
+                .stdout
+                .contains("\"network/vpc\" -> \"network/subnet/public-0\""),
+        "{}",
+        dot.stdout
+    );
+    assert!(nothing_of(&stack).await, "graph makes no AWS call");
+}
