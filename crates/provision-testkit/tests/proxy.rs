@@ -274,13 +274,19 @@ async fn throttles_in_each_services_own_format_and_the_sdk_retries_them() {
 }
 
 fn cname_change(name: &str, value: &str) -> aws_sdk_route53::types::ChangeBatch {
-    use aws_sdk_route53::types::{
-        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-    };
+    cname_batch(aws_sdk_route53::types::ChangeAction::Upsert, name, value)
+}
+
+fn cname_batch(
+    action: aws_sdk_route53::types::ChangeAction,
+    name: &str,
+    value: &str,
+) -> aws_sdk_route53::types::ChangeBatch {
+    use aws_sdk_route53::types::{Change, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
     ChangeBatch::builder()
         .changes(
             Change::builder()
-                .action(ChangeAction::Upsert)
+                .action(action)
                 .resource_record_set(
                     ResourceRecordSet::builder()
                         .name(name)
@@ -1101,6 +1107,22 @@ async fn every_slow_resource_reads_pending_for_its_modelled_time() {
     .await;
     assert!(issued >= Duration::from_millis(1200), "{issued:?}");
     https_listener().await.unwrap();
+    // Issued stays issued, whatever happens to the record afterwards.
+    route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone.hosted_zone().unwrap().id())
+        .change_batch(cname_batch(
+            aws_sdk_route53::types::ChangeAction::Delete,
+            record.name(),
+            record.value(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        describe_cert().await.status(),
+        Some(&CertificateStatus::Issued)
+    );
 
     // ... and the endpoint.
     let in_service = until(endpoint_created, Duration::from_secs(20), || async {

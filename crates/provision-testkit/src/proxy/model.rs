@@ -232,6 +232,9 @@ struct Certificate {
     requested: Instant,
     /// Its validation record names, once a `DescribeCertificate` reply has named them.
     records: Option<Vec<String>>,
+    /// Once issued, a certificate stays issued (deleting its validation records later does
+    /// not revoke it).
+    issued: bool,
 }
 
 enum CertState {
@@ -305,13 +308,15 @@ impl Model {
                 "elasticloadbalancing",
                 "CreateListener" | "ModifyListener" | "AddListenerCertificates",
             ) => {
-                let state = self.state();
+                let mut state = self.state();
                 let is_certificate =
                     |k: &str| k.starts_with("Certificates.") && k.ends_with("CertificateArn");
                 ex.form
                     .iter()
                     .filter(|(k, _)| is_certificate(k))
-                    .find(|(_, arn)| matches!(self.certificate(&state, arn), CertState::Pending))
+                    .find(|(_, arn)| {
+                        matches!(self.certificate(&mut state, arn), CertState::Pending)
+                    })
                     .map(|(_, arn)| (Modelled::Certificate, unsupported_certificate(arn)))
             }
             _ => None,
@@ -361,10 +366,13 @@ impl Model {
         None
     }
 
-    fn certificate(&self, state: &State, arn: &str) -> CertState {
+    fn certificate(&self, state: &mut State, arn: &str) -> CertState {
         let Some(cert) = state.certificates.get(arn) else {
             return CertState::NotModelled;
         };
+        if cert.issued {
+            return CertState::Issued;
+        }
         let mut start = cert.requested;
         if self.latency.certificate_needs_validation_record {
             let Some(records) = cert.records.as_ref().filter(|r| !r.is_empty()) else {
@@ -378,10 +386,12 @@ impl Model {
             }
         }
         if self.settling(start, Modelled::Certificate) {
-            CertState::Pending
-        } else {
-            CertState::Issued
+            return CertState::Pending;
         }
+        if let Some(cert) = state.certificates.get_mut(arn) {
+            cert.issued = true;
+        }
+        CertState::Issued
     }
 
     /// Records what a successful (2xx) reply created, and rewrites the states it reports.
@@ -514,6 +524,7 @@ impl Model {
                         Certificate {
                             requested: now,
                             records: None,
+                            issued: false,
                         },
                     );
                 }
