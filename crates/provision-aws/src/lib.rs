@@ -114,6 +114,7 @@ impl Aws {
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&self.sdk)
                 .interceptor(self.calls.clone())
+                .retry_partition(retry_partition("sts"))
                 .build(),
         );
         let out = sts
@@ -145,6 +146,18 @@ impl Aws {
         }
         Ok(())
     }
+}
+
+/// The retry partition every client of `service` should use: the SDK's standard retries
+/// (attempts and backoff from [`Aws::load`]), without the SDK's shared retry quota.
+///
+/// The quota (a token bucket of 500, spent 5 to 14 per retry, per service and process) stops
+/// a fleet of servers from hammering a struggling service; a single deploy that must ride out
+/// a burst of throttling would instead run out of retries half-way through.
+pub fn retry_partition(service: &str) -> aws_smithy_runtime::client::retries::RetryPartition {
+    aws_smithy_runtime::client::retries::RetryPartition::custom(format!("provision-{service}"))
+        .token_bucket(aws_smithy_runtime::client::retries::TokenBucket::unlimited())
+        .build()
 }
 
 /// One API operation, as counted.

@@ -41,6 +41,7 @@ macro_rules! client {
         $krate::Client::from_conf(
             $krate::config::Builder::from($aws.sdk())
                 .interceptor($aws.calls().clone())
+                .retry_partition(provision_aws::retry_partition(stringify!($krate)))
                 .build(),
         )
     };
@@ -51,6 +52,7 @@ impl Clients {
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(aws.sdk())
                 .interceptor(aws.calls().clone())
+                .retry_partition(provision_aws::retry_partition("s3"))
                 // Emulators serve buckets by path, not by virtual host.
                 .force_path_style(aws.endpoint_overridden())
                 .build(),

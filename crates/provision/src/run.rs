@@ -226,6 +226,7 @@ impl Session {
                 let s3 = aws_sdk_s3::Client::from_conf(
                     aws_sdk_s3::config::Builder::from(aws.sdk())
                         .interceptor(aws.calls().clone())
+                        .retry_partition(provision_aws::retry_partition("s3-state"))
                         .force_path_style(aws.endpoint_overridden())
                         .build(),
                 );
