@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use provision_testkit::proxy::{Proxy, ProxyConfig};
 use provision_testkit::{Emulator, workspace_root};
 use serde_json::Value;
 
@@ -19,6 +20,9 @@ pub struct Stack {
     dir: tempfile::TempDir,
     config: Value,
     sdk: aws_config::SdkConfig,
+    /// When set, the binary's calls go through this proxy (faults, latency, kill points);
+    /// the harness's own checks still go straight to the emulator.
+    proxy: Option<Proxy>,
 }
 
 /// A short name no other test of this run uses, for tests sharing one external endpoint.
@@ -151,9 +155,25 @@ impl Stack {
             dir,
             config,
             sdk,
+            proxy: None,
         };
         stack.write_config();
         stack
+    }
+
+    /// Sends the binary's calls through a proxy, configured by `f` from a plain forwarding one.
+    pub async fn through_proxy(mut self, f: impl FnOnce(ProxyConfig) -> ProxyConfig) -> Self {
+        let proxy = Proxy::start(f(ProxyConfig::new(self.endpoint.clone())))
+            .await
+            .expect("the proxy starts");
+        self.proxy = Some(proxy);
+        self
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy
+            .as_ref()
+            .expect("this stack has a proxy (through_proxy)")
     }
 
     /// Changes the config (and writes it).
@@ -230,7 +250,13 @@ impl Stack {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_DEFAULT_PROFILE")
             .env_remove("PROVISION_BUILDER")
-            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .env(
+                "AWS_ENDPOINT_URL",
+                self.proxy
+                    .as_ref()
+                    .map(|p| p.url())
+                    .unwrap_or(self.endpoint()),
+            )
             .envs(ENV.iter().copied())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
