@@ -120,13 +120,18 @@ fn image(layers: &[(&str, Vec<u8>)], label: &str) -> PreparedImage {
         .unwrap()
 }
 
+/// Calls of an ECR operation, however the ledger spells the service (`ecr`).
 fn count(calls: &ApiCalls, operation: &str) -> u64 {
     calls
         .snapshot()
         .operations
-        .get(&format!("ECR:{operation}"))
-        .copied()
-        .unwrap_or(0)
+        .iter()
+        .filter(|(op, _)| {
+            op.split_once(':')
+                .is_some_and(|(svc, name)| svc.eq_ignore_ascii_case("ecr") && name == operation)
+        })
+        .map(|(_, n)| n)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
