@@ -1134,12 +1134,13 @@ fn node_changes(
     live: &Live,
     record: Option<&Record>,
 ) -> Vec<Change> {
-    // Settings AWS does not report are taken as applied only if a run recorded applying them
-    // to this very resource; an intent, or a resource found by tags, proves nothing.
+    // Settings AWS does not report are taken as applied only if a run recorded applying all of
+    // them to this very resource (the fingerprint is written then). An intent, a create that was
+    // journalled but killed before its follow-up calls, or a resource found by tags, proves
+    // nothing.
     let applied = record
         .filter(|r| {
-            r.status != Status::Creating
-                && r.physical_id.as_deref() == Some(live.physical_id.as_str())
+            r.fingerprint.is_some() && r.physical_id.as_deref() == Some(live.physical_id.as_str())
         })
         .map(|r| &r.settings);
     let mut changes = diff(desired, &live.settings, applied, kind.replace_on());

@@ -65,13 +65,19 @@ struct FakeKind {
     create_before_delete: bool,
     /// Created resources start pending and need a wait.
     slow: bool,
+    /// Settings the service does not report back.
+    hidden: &'static [&'static str],
 }
 
 impl FakeKind {
-    fn live(pid: &str, o: &Obj) -> Live {
+    fn live(&self, pid: &str, o: &Obj) -> Live {
+        let mut settings = o.settings.clone();
+        for h in self.hidden {
+            settings.remove(*h);
+        }
         let l = Live::new(
             pid,
-            o.settings.clone(),
+            settings,
             json!({"id": pid, "size": o.settings.get("size")}),
         );
         if o.ready { l } else { l.pending("pending") }
@@ -111,7 +117,7 @@ impl Kind for FakeKind {
                             ("provision:id", o.id.as_str()),
                         ],
                     )?;
-                    Ok(Some(Self::live(pid, o)))
+                    Ok(Some(self.live(pid, o)))
                 }
                 None => Ok(None),
             };
@@ -119,7 +125,7 @@ impl Kind for FakeKind {
         Ok(objects
             .iter()
             .find(|(_, o)| o.stack == cx.stack_name() && o.id == lookup.id.as_str())
-            .map(|(pid, o)| Self::live(pid, o)))
+            .map(|(pid, o)| self.live(pid, o)))
     }
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let id = desired.id.to_string();
@@ -144,7 +150,7 @@ impl Kind for FakeKind {
             lose.remove(i);
             return Err(ResourceError::transient("connection reset"));
         }
-        Ok(Self::live(&pid, &obj))
+        Ok(self.live(&pid, &obj))
     }
     async fn update(
         &self,
@@ -159,7 +165,7 @@ impl Kind for FakeKind {
             .ok_or_else(|| ResourceError::fatal("gone"))?;
         o.settings = desired.settings.clone();
         self.cloud.log(format!("update {}", desired.id));
-        Ok(Self::live(&live.physical_id, o))
+        Ok(self.live(&live.physical_id, o))
     }
     async fn wait_ready(&self, cx: &Cx, live: Live) -> Result<Live, ResourceError> {
         cx.sleep(Duration::from_millis(30)).await?;
@@ -169,7 +175,7 @@ impl Kind for FakeKind {
             .ok_or_else(|| ResourceError::fatal("gone"))?;
         o.ready = true;
         self.cloud.log(format!("ready {}", cx.id()));
-        Ok(Self::live(&live.physical_id, o))
+        Ok(self.live(&live.physical_id, o))
     }
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError> {
         let Some(pid) = record.physical_id.as_deref() else {
@@ -217,18 +223,21 @@ fn world() -> World {
         replace_on: &["zone"],
         create_before_delete: false,
         slow: false,
+        hidden: &["secret"],
     });
     let slow: Arc<dyn Kind> = Arc::new(FakeKind {
         cloud: cloud.clone(),
         replace_on: &[],
         create_before_delete: false,
         slow: true,
+        hidden: &[],
     });
     let cbd: Arc<dyn Kind> = Arc::new(FakeKind {
         cloud: cloud.clone(),
         replace_on: &["size"],
         create_before_delete: true,
         slow: false,
+        hidden: &[],
     });
     let mut kinds = Kinds::new();
     for k in [&thing, &slow, &cbd] {
@@ -729,4 +738,41 @@ async fn observing_reports_drift_without_changing_anything() {
         other => panic!("{other:?}"),
     }
     assert_eq!(w.cloud.mutations(), before, "observing changes nothing");
+}
+
+#[tokio::test]
+async fn settings_aws_hides_count_as_applied_only_after_a_whole_create() {
+    let w = world();
+    let graph = || {
+        let mut g = Graph::new();
+        g.add(
+            Node::new("x/thing", w.thing.clone()).spec(|_| Ok(json!({"zone": "a", "secret": "s"}))),
+        )
+        .unwrap();
+        g
+    };
+    w.up(graph()).await.unwrap();
+    assert!(
+        !w.plan(&graph()).await.has_changes(),
+        "applied by a whole create: nothing to do"
+    );
+
+    // A kill after the create was journalled but before its follow-up calls: the record holds
+    // the id but no fingerprint. The hidden setting may never have been applied.
+    let store = w.store();
+    let mut state = w.state().await;
+    let r = state
+        .resources
+        .get_mut(&LogicalId::from("x/thing"))
+        .unwrap();
+    r.status = Status::Created;
+    r.fingerprint = None;
+    store.save(&state).await.unwrap();
+    let plan = w.plan(&graph()).await;
+    let step = &plan.steps[0];
+    assert_eq!(step.action, Action::Update, "{plan:#?}");
+    assert_eq!(step.changes[0].setting, "secret");
+    assert_eq!(step.changes[0].old, None);
+    w.up(graph()).await.unwrap();
+    assert!(!w.plan(&graph()).await.has_changes());
 }
