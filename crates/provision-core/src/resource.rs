@@ -513,6 +513,12 @@ pub trait Kind: Send + Sync + 'static {
         false
     }
 
+    /// Whether an update gives the resource new outputs (a task definition's update registers a
+    /// new revision, with a new ARN), so the plan shows what uses them as changing too.
+    fn update_changes_outputs(&self) -> bool {
+        false
+    }
+
     /// Finds the live resource, or `None` if it does not exist. Must not change anything.
     /// A resource that exists but is not tagged as this one of this stack is an error of
     /// class [`ErrorClass::Foreign`].

@@ -299,6 +299,10 @@ impl Kind for TaskDefinition {
     fn noun(&self) -> &'static str {
         "task definition"
     }
+    /// Every change is a new revision, with its own ARN.
+    fn update_changes_outputs(&self) -> bool {
+        true
+    }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
         // The recorded revision, else the family's latest (a lost reply hid its registration).

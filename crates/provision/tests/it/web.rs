@@ -582,7 +582,10 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
             );
         }
         for e in endpoints.endpoints() {
-            assert!(env.values().any(|v| Some(v.as_str()) == e.endpoint_name()), "{env:?}");
+            assert!(
+                env.values().any(|v| Some(v.as_str()) == e.endpoint_name()),
+                "{env:?}"
+            );
         }
     }
 
@@ -627,10 +630,16 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
         .filter(|s| s["action"] != "noop")
         .map(|s| s["id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        changed,
-        ["web/task-definition"],
-        "only the task definition changes in the plan"
+    assert_eq!(changed, ["web/task-definition", "web/service"], "{plan:#}");
+    // The service moves to the new revision, whose ARN is known only once it is registered.
+    let step = plan_step(&plan, "web/service");
+    assert_eq!(step["action"], "update");
+    assert!(
+        step["reason"]
+            .as_str()
+            .unwrap()
+            .contains("web/task-definition, which will be updated"),
+        "{step:#}"
     );
 
     let third = stack.up().await;
