@@ -340,13 +340,14 @@ async fn the_network_is_built_as_the_seed_describes_kept_and_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_network_resource_deleted_behind_the_tools_back_is_recreated() {
+async fn a_rule_removed_behind_the_tools_back_shows_in_plan_and_is_put_back() {
     let stack = Stack::new().await;
     stack.up().await;
     let ec2 = stack.ec2();
     let sg = ec2
         .describe_security_groups()
         .filters(stack_filter(&stack))
+        .filters(tag("provision:id", "network/security-group/vpc-endpoints"))
         .send()
         .await
         .unwrap();
