@@ -223,7 +223,10 @@ pub enum StateError {
     )]
     Schema { location: String, found: u64 },
     #[error("state {location} is locked by {holder}")]
-    Locked { location: String, holder: LockInfo },
+    Locked {
+        location: String,
+        holder: Box<LockInfo>,
+    },
     #[error("state {location} was changed by someone else while this run held it")]
     Conflict { location: String },
     #[error("state {location} belongs to {found}, not to {expected}")]
@@ -342,7 +345,7 @@ impl LocalStore {
                     });
                     return Err(StateError::Locked {
                         location: self.location(),
-                        holder,
+                        holder: Box::new(holder),
                     });
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
@@ -454,13 +457,13 @@ impl StateStore for LocalStore {
             // A live process holds it: removing the file would let two runs in at once.
             Err(_) => Err(StateError::Locked {
                 location: self.location(),
-                holder: holder.unwrap_or_else(|| LockInfo {
+                holder: Box::new(holder.unwrap_or_else(|| LockInfo {
                     holder: "a running process".into(),
                     pid: 0,
                     command: "?".into(),
                     started_at: "?".into(),
                     version: String::new(),
-                }),
+                })),
             }),
         }
     }
@@ -579,7 +582,7 @@ mod tests {
         let info = LockInfo::for_this_process("up");
         a.lock(&info).await.unwrap();
         match b.lock(&LockInfo::for_this_process("down")).await {
-            Err(StateError::Locked { holder, .. }) => assert_eq!(holder, info),
+            Err(StateError::Locked { holder, .. }) => assert_eq!(*holder, info),
             other => panic!("expected Locked, got {other:?}"),
         }
         // A live holder's lock cannot be forced.

@@ -27,8 +27,8 @@ where
     provision_aws::classify(operation, err)
 }
 
-/// IAM returns policy documents URL-encoded.
-fn decode_document(s: &str) -> Value {
+/// A policy document as IAM returns it: URL-encoded JSON (some emulators send it plain).
+pub fn decode_document(s: &str) -> Value {
     let decoded = percent_decode(s);
     serde_json::from_str(&decoded).unwrap_or(Value::String(decoded))
 }
@@ -41,12 +41,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -142,7 +142,7 @@ impl StateStore for S3Store {
                 });
                 Err(StateError::Locked {
                     location: self.location(),
-                    holder,
+                    holder: Box::new(holder),
                 })
             }
             Err(e) => Err(self.backend("s3:PutObject (lock)", e)),

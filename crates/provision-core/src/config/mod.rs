@@ -896,10 +896,10 @@ impl Validator {
             &path.key("sagemaker_endpoints"),
             map.get("sagemaker_endpoints"),
         );
-        if self.dockerfile_folder(&path, "streamlit_app").is_none() {
-            if let Some(last) = self.issues.last_mut() {
-                last.message = format!("the app image: {}", last.message);
-            }
+        if self.dockerfile_folder(&path, "streamlit_app").is_none()
+            && let Some(last) = self.issues.last_mut()
+        {
+            last.message = format!("the app image: {}", last.message);
         }
 
         // The HuggingFace image comes from a registry per region; where none is known the

@@ -467,11 +467,17 @@ impl Engine {
                 }
                 (Some(_), Err(unresolved)) => {
                     step.action = Action::Update;
-                    let updated = steps.iter().any(|s: &Step| s.id == unresolved.0 && s.action == Action::Update);
+                    let updated = steps
+                        .iter()
+                        .any(|s: &Step| s.id == unresolved.0 && s.action == Action::Update);
                     step.reason = Some(format!(
                         "depends on {}, which will be {}; its new settings are known after that",
                         unresolved.0,
-                        if updated { "updated" } else { "created or replaced" }
+                        if updated {
+                            "updated"
+                        } else {
+                            "created or replaced"
+                        }
                     ));
                 }
                 (Some(l), Ok(d)) => {
@@ -498,9 +504,7 @@ impl Engine {
             // Outputs that the apply will change are not known yet: dependents show as changing.
             let outputs_change = matches!(step.action, Action::Create | Action::Replace)
                 || (step.action == Action::Update && node.kind.update_changes_outputs());
-            if !outputs_change
-                && let Some(l) = &live
-            {
+            if !outputs_change && let Some(l) = &live {
                 known.insert(id.clone(), l.outputs.clone());
             }
             steps.push(step);

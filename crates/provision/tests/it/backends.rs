@@ -78,27 +78,7 @@ fn backends(config: &mut Value) {
     }));
 }
 
-/// IAM documents come URL-encoded from AWS (and plain from some emulators).
-fn document(text: &str) -> Value {
-    if let Ok(v) = serde_json::from_str(text) {
-        return v;
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    serde_json::from_slice(&out).unwrap()
-}
+use provision_iam::decode_document as document;
 
 /// A role's trusted service, attached managed policies and inline policy documents.
 async fn role(stack: &Stack, name: &str) -> (Value, Vec<String>, BTreeMap<String, Value>) {

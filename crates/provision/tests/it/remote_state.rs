@@ -93,7 +93,7 @@ async fn one_lock_holder_at_a_time_and_only_its_own_lock_is_released() {
             holder: h,
             location,
         }) => {
-            assert_eq!(h, holder);
+            assert_eq!(*h, holder);
             assert_eq!(location, "s3://team-state/dev.json");
         }
         other => panic!("expected Locked, got {other:?}"),

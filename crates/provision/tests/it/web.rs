@@ -56,29 +56,7 @@ fn record<'a>(
         .find(|r| r.name() == name && r.r#type().as_str() == t)
 }
 
-/// IAM returns documents URL-encoded (moto may not).
-fn document(text: &str) -> Value {
-    let decoded = percent_decode(text);
-    serde_json::from_str(&decoded).unwrap()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(Ok(v)) = s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16))
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
+use provision_iam::decode_document as document;
 
 fn trusts_only_ecs_tasks(doc: &Value) {
     let statements = doc["Statement"].as_array().unwrap();
