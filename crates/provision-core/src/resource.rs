@@ -529,6 +529,16 @@ pub trait Kind: Send + Sync + 'static {
     /// is [`Kind::wait_ready`]'s job.
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError>;
 
+    /// Checks, before any change to a live resource, that it is this stack's. A kind whose
+    /// `read` always checks tags needs nothing here (the default). A kind whose read trusts a
+    /// recorded id, to keep a no-op rerun at one call per resource when its describe call
+    /// carries no tags, checks the tags here, so a state edited to point at someone else's
+    /// resource is refused before anything is changed.
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        let _ = (cx, live);
+        Ok(())
+    }
+
     /// Changes the settings named in `changed` (none of them in [`Kind::replace_on`]).
     async fn update(
         &self,

@@ -218,7 +218,12 @@ impl Kind for Repository {
         let Some(r) = self.describe(name).await? else {
             return Ok(None);
         };
-        self.ensure_ours(cx, &r).await?;
+        // DescribeRepositories carries no tags. A repository the state recorded is taken as
+        // recorded (a no-op rerun then costs one read), and `verify_owner` checks its tags
+        // before any change; one found by its name alone must show its tags now.
+        if lookup.physical_id().is_none() {
+            self.ensure_ours(cx, &r).await?;
+        }
         live(&r).map(Some)
     }
 
@@ -262,6 +267,13 @@ impl Kind for Repository {
         }
         live.settings = desired.settings.clone();
         Ok(live)
+    }
+
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        match self.describe(&live.physical_id).await? {
+            Some(r) => self.ensure_ours(cx, &r).await,
+            None => Ok(()),
+        }
     }
 
     async fn update(

@@ -200,6 +200,16 @@ impl Kind for Listener {
         Ok(live)
     }
 
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        ensure_ours(
+            &self.elb,
+            cx,
+            &format!("{} {}", self.noun(), live.physical_id),
+            &live.physical_id,
+        )
+        .await
+    }
+
     async fn update(
         &self,
         _cx: &Cx,
@@ -442,6 +452,16 @@ impl Kind for ListenerRule {
         let mut live = rule_live(&spec.listener_arn, r)?;
         live.settings = to_settings(&spec);
         Ok(live)
+    }
+
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        ensure_ours(
+            &self.elb,
+            cx,
+            &format!("{} {}", self.noun(), live.physical_id),
+            &live.physical_id,
+        )
+        .await
     }
 
     async fn update(

@@ -208,6 +208,16 @@ impl Kind for LoadBalancer {
         Ok(live)
     }
 
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        ensure_ours(
+            &self.elb,
+            cx,
+            &format!("{} {}", self.noun(), live.physical_id),
+            &live.physical_id,
+        )
+        .await
+    }
+
     async fn update(
         &self,
         _cx: &Cx,

@@ -206,6 +206,13 @@ impl Kind for LogGroup {
         Ok(live)
     }
 
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        match self.describe(&live.physical_id).await? {
+            Some(g) => self.ensure_ours(cx, &g).await,
+            None => Ok(()),
+        }
+    }
+
     async fn update(
         &self,
         _cx: &Cx,

@@ -200,6 +200,17 @@ impl Kind for Endpoint {
         Ok(Live::new(name, to_settings(&spec), outputs).pending("Creating"))
     }
 
+    async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
+        let arn = live.outputs["endpoint_arn"].as_str().unwrap_or_default();
+        ensure_ours(
+            &self.sagemaker,
+            cx,
+            &format!("SageMaker endpoint {}", live.physical_id),
+            arn,
+        )
+        .await
+    }
+
     async fn update(
         &self,
         cx: &Cx,

@@ -1288,6 +1288,9 @@ async fn run_node(
             action: Action::Replace,
             name: Some(live.physical_id.clone()),
         });
+        if let Err(e) = kind.verify_owner(&cx, &live).await {
+            return (Action::Replace, Err(e));
+        }
         let generation = record.as_ref().map(|r| r.generation).unwrap_or(0) + 1;
         let old = match &record {
             Some(r) if r.physical_id.as_deref() == Some(live.physical_id.as_str()) => r.clone(),
@@ -1361,6 +1364,9 @@ async fn run_node(
         settings: desired_settings.clone(),
     };
     let changed: Vec<String> = changes.iter().map(|c| c.setting.clone()).collect();
+    if let Err(e) = kind.verify_owner(&cx, &live).await {
+        return (Action::Update, Err(e));
+    }
     let updated = match kind.update(&cx, &desired, &live, &changed).await {
         Ok(l) => l,
         Err(e) => return (Action::Update, Err(e)),

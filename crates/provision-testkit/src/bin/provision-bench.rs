@@ -345,6 +345,34 @@ fn commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Time from starting the process to its first API call (STS, the account check): the start-up
+/// cost every command pays. The "endpoint" is a bare listener that notes when the first
+/// connection arrives; the process is killed then.
+async fn startup_to_first_call(provision: &Path, project: &Path) -> Result<Duration, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new(provision)
+        .args(["plan", "-q"])
+        .current_dir(project)
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+    let elapsed = start.elapsed();
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    match accepted {
+        Ok(Ok(_)) => Ok(elapsed),
+        _ => Err("provision made no API call within 30 s".into()),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     if let Err(e) = run(Args::parse()).await {
@@ -407,6 +435,15 @@ async fn run(args: Args) -> Result<(), Error> {
         secs(update.wall),
         secs(update_critical),
         update.wall.as_secs_f64() / update_critical.as_secs_f64().max(0.001)
+    ));
+    let mut startups = Vec::new();
+    for _ in 0..7 {
+        startups.push(startup_to_first_call(&bench.provision, bench.project.path()).await?);
+    }
+    startups.sort();
+    line(format!(
+        "| start-up to the first API call (median of 7) | {:.0} ms | - | - | - |",
+        startups[startups.len() / 2].as_secs_f64() * 1000.0
     ));
     line(String::new());
     let resources = full.result["summary"]["created"].as_u64().unwrap_or(0);

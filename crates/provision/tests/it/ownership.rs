@@ -112,3 +112,70 @@ async fn a_state_pointing_at_a_foreign_resource_is_refused_and_the_resource_surv
         "only the refused record stays, for the user to fix"
     );
 }
+
+/// Some kinds' describe calls carry no tags (load balancers, repositories, log groups,
+/// SageMaker endpoints), so a rerun trusts the id the state recorded and reads once; before
+/// any change, though, the tags are checked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_to_a_foreign_resource_the_state_points_at_is_refused() {
+    let stack = Stack::new().await;
+    stack.up().await;
+    let elb = stack.elbv2();
+    let state = stack.state();
+    let ours = state["resources"]["web/load-balancer"]["physical_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine = elb
+        .describe_load_balancers()
+        .load_balancer_arns(&ours)
+        .send()
+        .await
+        .unwrap();
+    let subnets: Vec<String> = mine.load_balancers()[0]
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.subnet_id().map(str::to_string))
+        .collect();
+    // Someone else's load balancer in the same subnets, untagged, without our security group.
+    let foreign = elb
+        .create_load_balancer()
+        .name("someone-elses-alb")
+        .set_subnets(Some(subnets))
+        .send()
+        .await
+        .unwrap();
+    let foreign = foreign.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let groups_before = elb
+        .describe_load_balancers()
+        .load_balancer_arns(&foreign)
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .security_groups()
+        .to_vec();
+    repoint(&stack, "web/load-balancer", &foreign);
+
+    let up = stack.run(&["up", "--yes", "--json"]).await;
+    assert_eq!(up.code, 1, "up must refuse: {}", up.stderr);
+    assert!(
+        up.stderr.contains("refusing to manage") && up.stderr.contains("someone-elses-alb"),
+        "{}",
+        up.stderr
+    );
+    let after = elb
+        .describe_load_balancers()
+        .load_balancer_arns(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.load_balancers()[0].security_groups(),
+        groups_before.as_slice(),
+        "the foreign load balancer is untouched"
+    );
+}
