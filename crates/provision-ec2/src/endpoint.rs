@@ -10,7 +10,7 @@ use provision_core::resource::{
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, is_not_found, ours, tag_pairs, tag_spec, tag_value};
+use crate::{aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value};
 
 /// A VPC endpoint: a gateway endpoint (S3) on route tables, or an interface endpoint (ECR)
 /// in subnets behind a security group.
@@ -163,7 +163,11 @@ impl Kind for VpcEndpoint {
         if spec.endpoint_type == "Interface" {
             req = req.private_dns_enabled(spec.private_dns_enabled);
         }
+        // No SDK retry: AWS honours the client token, but not every emulator does, and the
+        // engine's retry looks for the endpoint by its tags first, which is right on both.
         let out = req
+            .customize()
+            .config_override(no_retry())
             .send()
             .await
             .map_err(|e| aws("ec2:CreateVpcEndpoint", e))?;

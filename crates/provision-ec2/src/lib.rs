@@ -299,6 +299,19 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         }
     }
     if let Ok(out) = ec2
+        .describe_route_tables()
+        .filters(filter("vpc-id", vpc_id))
+        .send()
+        .await
+    {
+        for t in out.route_tables() {
+            // The main route table goes with the VPC; any other one keeps it.
+            if !t.associations().iter().any(|a| a.main() == Some(true)) {
+                items.push(format!("route table {}", t.route_table_id().unwrap_or("?")));
+            }
+        }
+    }
+    if let Ok(out) = ec2
         .describe_internet_gateways()
         .filters(filter("attachment.vpc-id", vpc_id))
         .send()

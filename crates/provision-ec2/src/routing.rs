@@ -8,7 +8,9 @@ use provision_core::resource::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, code, filter, is_not_found, ours, tag_pairs, tag_spec, tag_value, while_in_use};
+use crate::{
+    aws, code, filter, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Route table
@@ -101,6 +103,10 @@ impl Kind for RouteTable {
             .vpc_id(&spec.vpc_id)
             .client_token(&desired.token)
             .tag_specifications(tag_spec(cx, ResourceType::RouteTable, Some(&spec.name)))
+            // AWS honours the client token; not every emulator does. The engine's retry looks
+            // by tags first, which is right on both.
+            .customize()
+            .config_override(no_retry())
             .send()
             .await
             .map_err(|e| aws("ec2:CreateRouteTable", e))?;

@@ -144,7 +144,46 @@ async fn available(
     Ok(present)
 }
 
+/// Uploads one blob, starting over when an upload cannot go on: a part or a completion whose
+/// reply was lost is retried by the SDK, and ECR refuses the repeat (the part is there
+/// already, or the upload is closed). The blob may be stored by then; else it goes again.
 async fn upload(cx: &Cx, ecr: &Client, repository: &str, blob: &Blob) -> Result<(), ResourceError> {
+    let mut attempt = 0;
+    loop {
+        match upload_once(cx, ecr, repository, blob).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && (e.is_transient() || upload_broken(&e)) => {
+                attempt += 1;
+                if available(ecr, repository, &[blob])
+                    .await?
+                    .contains(&blob.digest)
+                {
+                    return Ok(());
+                }
+                cx.progress(format!(
+                    "uploading {} again from the start after: {}",
+                    short(&blob.digest),
+                    e.message
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn upload_broken(e: &ResourceError) -> bool {
+    matches!(
+        e.code.as_deref(),
+        Some("InvalidLayerPartException" | "UploadNotFoundException")
+    )
+}
+
+async fn upload_once(
+    cx: &Cx,
+    ecr: &Client,
+    repository: &str,
+    blob: &Blob,
+) -> Result<(), ResourceError> {
     if blob.size == 0 {
         return Err(ResourceError::fatal(format!(
             "blob {} is empty, which ECR cannot store",

@@ -65,6 +65,14 @@ impl Elbv2Kinds {
 }
 
 /// The ownership tags for a create call.
+/// A config override for creates that must not be retried blindly by the SDK: AWS makes them
+/// idempotent, but an emulator may make a second resource, so the engine retries them after
+/// looking for the first.
+pub(crate) fn no_retry() -> aws_sdk_elasticloadbalancingv2::config::Builder {
+    aws_sdk_elasticloadbalancingv2::config::Builder::default()
+        .retry_config(aws_sdk_elasticloadbalancingv2::config::retry::RetryConfig::disabled())
+}
+
 pub(crate) fn tags(cx: &Cx) -> Vec<Tag> {
     cx.tags()
         .into_iter()

@@ -6,7 +6,7 @@ use provision_core::resource::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{ListenerAction, RuleConditionSpec, aws, ensure_ours, tags};
+use crate::{ListenerAction, RuleConditionSpec, aws, ensure_ours, no_retry, tags};
 
 // ---------------------------------------------------------------------------------------------
 // Listener
@@ -189,6 +189,9 @@ impl Kind for Listener {
             )
             .default_actions(spec.default_action.to_sdk())
             .set_tags(Some(tags(cx)))
+            // As for load balancers: the engine's retry looks by port and tags first.
+            .customize()
+            .config_override(no_retry())
             .send()
             .await
             .map_err(|e| aws("elasticloadbalancing:CreateListener", e))?;

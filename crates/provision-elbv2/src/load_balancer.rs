@@ -11,7 +11,7 @@ use provision_core::resource::{
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, ensure_ours, tags};
+use crate::{aws, ensure_ours, no_retry, tags};
 
 /// A load balancer, named by its node.
 pub struct LoadBalancer {
@@ -195,6 +195,10 @@ impl Kind for LoadBalancer {
             .set_subnets(Some(spec.subnet_ids.clone()))
             .set_security_groups(Some(spec.security_group_ids.clone()))
             .set_tags(Some(tags(cx)))
+            // Not every emulator is idempotent here: no SDK retry, and the engine's retry
+            // looks by name first.
+            .customize()
+            .config_override(no_retry())
             .send()
             .await
             .map_err(|e| aws("elasticloadbalancing:CreateLoadBalancer", e))?;

@@ -1,3 +1,4 @@
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -304,6 +305,9 @@ impl Kind for TargetGroup {
                     .await
                 {
                     Ok(_) => Ok(Poll::Ready(())),
+                    // Gone already: an earlier attempt whose reply was lost deleted it. (Not a
+                    // modelled error of this operation, so by its code.)
+                    Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(Poll::Ready(())),
                     Err(e)
                         if e.as_service_error()
                             .is_some_and(|s| s.is_resource_in_use_exception()) =>
