@@ -4,15 +4,24 @@
 
 // Tests fail loudly on anything unexpected; that is what unwrap and expect are for here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The crash and fault tests report what they tried (kill points, faults injected) on stderr,
+// which `cargo test -- --nocapture` shows.
+#![allow(clippy::print_stderr)]
 
 mod support;
 
 mod backends;
+mod bad_input;
 mod cli;
+mod crash;
 mod drift;
+mod faults;
 mod images;
+mod inventory;
 mod network;
 mod ownership;
 mod printer;
 mod remote_state;
+mod secrets;
+mod teardown;
 mod web;
