@@ -50,6 +50,16 @@ impl Measured {
             c["mutating"].as_u64().unwrap_or(0),
         )
     }
+    fn operations(&self) -> BTreeMap<String, u64> {
+        self.result["api_calls"]["operations"]
+            .as_object()
+            .map(|ops| {
+                ops.iter()
+                    .map(|(op, n)| (op.clone(), n.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
     fn mutating_operations(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         if let Some(ops) = self.result["api_calls"]["operations"].as_object() {
@@ -209,7 +219,7 @@ impl Bench {
     }
 
     /// The critical path: the longest chain of modelled waits through the stack's graph.
-    fn critical_path(&self) -> Result<Duration, Error> {
+    fn graph(&self) -> Result<Value, Error> {
         let out = self.command(&["graph", "--json"]).output()?;
         if !out.status.success() {
             return Err(format!(
@@ -218,7 +228,11 @@ impl Bench {
             )
             .into());
         }
-        let graph: Value = serde_json::from_slice(&out.stdout)?;
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    fn critical_path(&self) -> Result<Duration, Error> {
+        let graph = self.graph()?;
         let latency = self
             .proxy
             .latency()
@@ -447,8 +461,28 @@ async fn run(args: Args) -> Result<(), Error> {
     ));
     line(String::new());
     let resources = full.result["summary"]["created"].as_u64().unwrap_or(0);
+    let (calls, changes) = noop.calls();
+    let nodes = bench.graph()?["nodes"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    let account_checks = noop
+        .operations()
+        .get("sts:GetCallerIdentity")
+        .copied()
+        .unwrap_or(0);
     line(format!(
-        "The full stack is {resources} resources. The no-op rerun read each once and changed nothing."
+        "The full stack is {resources} resources, {nodes} graph nodes with the lookups and waits that make nothing. \
+         The no-op rerun made {changes} mutating calls and {calls} reads: {} per graph node and {account_checks} account check. By operation: {}.",
+        format_args!(
+            "{:.2}",
+            (calls - account_checks) as f64 / nodes.max(1) as f64
+        ),
+        noop.operations()
+            .into_iter()
+            .map(|(op, n)| format!("`{op}` x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let ops: Vec<String> = update
         .mutating_operations()
