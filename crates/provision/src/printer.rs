@@ -337,9 +337,11 @@ impl Printer {
         if parts.is_empty() {
             parts.push("nothing to do".into());
         }
+        // The whole command's time, as the user waited it (and as the timestamps count it),
+        // not only the engine's part of it.
         self.info(&format!(
             "{verb} in {}: {}.",
-            human(s.elapsed),
+            human(self.start.elapsed()),
             parts.join(", ")
         ));
     }
