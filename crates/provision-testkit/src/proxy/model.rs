@@ -49,10 +49,13 @@ pub enum Modelled {
     LambdaUpdate,
     /// A new IAM role cannot be assumed by Lambda or SageMaker yet.
     RolePropagation,
+    /// A deleted load balancer's network interfaces still hold its subnets and security
+    /// groups (`DependencyViolation`), as on AWS for a while after `DeleteLoadBalancer`.
+    LoadBalancerInterfaces,
 }
 
 impl Modelled {
-    pub const ALL: [Modelled; 11] = [
+    pub const ALL: [Modelled; 12] = [
         Modelled::NatGateway,
         Modelled::NatGatewayDelete,
         Modelled::VpcEndpoint,
@@ -64,6 +67,7 @@ impl Modelled {
         Modelled::Lambda,
         Modelled::LambdaUpdate,
         Modelled::RolePropagation,
+        Modelled::LoadBalancerInterfaces,
     ];
 
     /// The name used on the command line (`--latency nat_gateway=90`) and in JSON.
@@ -80,6 +84,7 @@ impl Modelled {
             Modelled::Lambda => "lambda",
             Modelled::LambdaUpdate => "lambda_update",
             Modelled::RolePropagation => "role_propagation",
+            Modelled::LoadBalancerInterfaces => "load_balancer_interfaces",
         }
     }
 
@@ -104,6 +109,8 @@ impl Modelled {
             Modelled::Lambda | Modelled::LambdaUpdate => 5,
             // New roles fail for a few seconds (retry for up to about 2 minutes).
             Modelled::RolePropagation => 10,
+            // Not in the notes: a load balancer's interfaces go within a minute or so of it.
+            Modelled::LoadBalancerInterfaces => 45,
         };
         Duration::from_secs(secs)
     }
@@ -226,6 +233,11 @@ struct State {
     lambda_created: HashMap<String, Instant>,
     lambda_updated: HashMap<String, Instant>,
     roles: HashMap<String, Instant>,
+    /// What each NAT gateway holds until it is deleted: its subnet and Elastic IP allocation.
+    nat_holds: HashMap<String, (String, String)>,
+    /// What each load balancer's interfaces hold: its subnets and security groups.
+    load_balancer_holds: HashMap<String, Vec<String>>,
+    load_balancers_deleted: HashMap<String, Instant>,
 }
 
 struct Certificate {
@@ -304,6 +316,9 @@ impl Model {
                 let role = json(ex.body).and_then(|v| str_field(&v, "ExecutionRoleArn"))?;
                 self.role_refusal(&role, sagemaker_role_error)
             }
+            ("ec2", "DeleteSubnet" | "DeleteSecurityGroup" | "ReleaseAddress") => {
+                self.held(call.operation.as_str(), ex.form)
+            }
             (
                 "elasticloadbalancing",
                 "CreateListener" | "ModifyListener" | "AddListenerCertificates",
@@ -321,6 +336,52 @@ impl Model {
             }
             _ => None,
         }
+    }
+
+    /// AWS's refusal to delete a subnet, a security group or an address that a NAT gateway
+    /// (until it is deleted) or a load balancer's interfaces (until they are released) hold.
+    fn held(&self, operation: &str, form: &[(String, String)]) -> Option<(Modelled, AwsError)> {
+        let key = match operation {
+            "DeleteSubnet" => "SubnetId",
+            "DeleteSecurityGroup" => "GroupId",
+            _ => "AllocationId",
+        };
+        let id = form_value(form, key)?;
+        let state = self.state();
+        let nat_holding = state.nat_holds.iter().any(|(nat, (subnet, allocation))| {
+            (subnet == id || allocation == id)
+                && state
+                    .nat_deleted
+                    .get(nat)
+                    .is_none_or(|&deleted| self.settling(deleted, Modelled::NatGatewayDelete))
+        });
+        let kind = if nat_holding {
+            Modelled::NatGatewayDelete
+        } else if state.load_balancer_holds.iter().any(|(lb, held)| {
+            held.iter().any(|h| h == id)
+                && state
+                    .load_balancers_deleted
+                    .get(lb)
+                    .is_none_or(|&deleted| self.settling(deleted, Modelled::LoadBalancerInterfaces))
+        }) {
+            Modelled::LoadBalancerInterfaces
+        } else {
+            return None;
+        };
+        let error = if operation == "ReleaseAddress" {
+            AwsError {
+                status: StatusCode::BAD_REQUEST,
+                code: "InvalidIPAddress.InUse",
+                message: format!("Address {id} is in use."),
+            }
+        } else {
+            AwsError {
+                status: StatusCode::BAD_REQUEST,
+                code: "DependencyViolation",
+                message: format!("resource {id} has a dependent object"),
+            }
+        };
+        Some((kind, error))
     }
 
     fn role_refusal(
@@ -408,6 +469,15 @@ impl Model {
                 &mut out,
                 |m, st, item| {
                     st.nat_created.insert(item.id.clone(), now);
+                    if let (Some(subnet), Some(allocation)) = (
+                        form_value(ex.form, "SubnetId"),
+                        form_value(ex.form, "AllocationId"),
+                    ) {
+                        st.nat_holds.insert(
+                            item.id.clone(),
+                            (subnet.to_string(), allocation.to_string()),
+                        );
+                    }
                     (item.state == "available" && m.settling(now, Modelled::NatGateway))
                         .then(|| (like(&item.state, "pending"), Modelled::NatGateway))
                 },
@@ -432,6 +502,13 @@ impl Model {
                     _ => None,
                 },
             ),
+            ("elasticloadbalancing", "DeleteLoadBalancer") => {
+                if let Some(arn) = form_value(ex.form, "LoadBalancerArn") {
+                    self.state()
+                        .load_balancers_deleted
+                        .insert(arn.to_string(), now);
+                }
+            }
             ("ec2", "DeleteNatGateway") => {
                 if let Some(id) = form_value(ex.form, "NatGatewayId") {
                     self.state().nat_deleted.insert(id.to_string(), now);
@@ -480,6 +557,16 @@ impl Model {
                 &mut out,
                 |m, st, item| {
                     st.load_balancers.insert(item.id.clone(), now);
+                    let held = ex
+                        .form
+                        .iter()
+                        .filter(|(k, _)| {
+                            k.starts_with("Subnets.member.")
+                                || k.starts_with("SecurityGroups.member.")
+                        })
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    st.load_balancer_holds.insert(item.id.clone(), held);
                     (item.state == "active" && m.settling(now, Modelled::LoadBalancer))
                         .then_some(("provisioning", Modelled::LoadBalancer))
                 },

@@ -84,14 +84,18 @@ async fn a_vpc_kept_in_use_by_something_foreign_fails_down_naming_it_and_a_rerun
 }
 
 #[tokio::test]
-async fn down_waits_for_nat_gateways_to_finish_deleting() {
-    // The NAT gateway reads back `deleting` for a (scaled) minute after DeleteNatGateway, as
-    // on AWS; its subnet and address stay in use until it is `deleted`.
+async fn down_rides_out_what_aws_still_holds_after_a_delete() {
+    // As on AWS: a NAT gateway reads back `deleting` for a while after DeleteNatGateway and
+    // holds its subnet and Elastic IP until it is `deleted`; a deleted load balancer's network
+    // interfaces hold its subnets and security groups for a while longer. The proxy answers
+    // those deletes with DependencyViolation (or InvalidIPAddress.InUse) meanwhile.
     let stack = Stack::new()
         .await
         .through_proxy(|c| ProxyConfig {
             latency: Some(
-                Latency::new(0.02).with(Modelled::NatGatewayDelete, Duration::from_secs(60)),
+                Latency::new(0.02)
+                    .with(Modelled::NatGatewayDelete, Duration::from_secs(60))
+                    .with(Modelled::LoadBalancerInterfaces, Duration::from_secs(60)),
             ),
             ..c
         })
@@ -100,15 +104,12 @@ async fn down_waits_for_nat_gateways_to_finish_deleting() {
     stack.proxy().reset();
     stack.down().await;
     let stats = stack.proxy().stats();
-    assert!(
-        stats
-            .modelled
-            .get("nat_gateway_delete")
-            .copied()
-            .unwrap_or(0)
-            > 0,
-        "the NAT gateway was never seen deleting: {:?}",
-        stats.modelled
-    );
+    for kind in ["nat_gateway_delete", "load_balancer_interfaces"] {
+        assert!(
+            stats.modelled.get(kind).copied().unwrap_or(0) > 0,
+            "down never met {kind}: {:?}",
+            stats.modelled
+        );
+    }
     inventory::assert_empty(&Inventory::read(&stack).await, "after `down`");
 }
