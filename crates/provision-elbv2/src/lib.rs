@@ -80,6 +80,17 @@ pub(crate) fn tags(cx: &Cx) -> Vec<Tag> {
         .collect()
 }
 
+/// [`ensure_ours`] for a live resource, by its ARN.
+pub(crate) async fn ensure_live_ours(
+    elb: &Client,
+    cx: &Cx,
+    noun: &str,
+    live: &provision_core::resource::Live,
+) -> Result<(), ResourceError> {
+    let what = format!("{noun} {}", live.physical_id);
+    ensure_ours(elb, cx, &what, &live.physical_id).await
+}
+
 /// Checks the tags of an ELBv2 resource say it is this one of this stack.
 pub(crate) async fn ensure_ours(
     elb: &Client,

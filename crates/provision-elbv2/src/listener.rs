@@ -6,7 +6,9 @@ use provision_core::resource::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{ListenerAction, RuleConditionSpec, aws, ensure_ours, no_retry, tags};
+use crate::{
+    ListenerAction, RuleConditionSpec, aws, ensure_live_ours, ensure_ours, no_retry, tags,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Listener
@@ -204,13 +206,7 @@ impl Kind for Listener {
     }
 
     async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
-        ensure_ours(
-            &self.elb,
-            cx,
-            &format!("{} {}", self.noun(), live.physical_id),
-            &live.physical_id,
-        )
-        .await
+        ensure_live_ours(&self.elb, cx, self.noun(), live).await
     }
 
     async fn update(
@@ -458,13 +454,7 @@ impl Kind for ListenerRule {
     }
 
     async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
-        ensure_ours(
-            &self.elb,
-            cx,
-            &format!("{} {}", self.noun(), live.physical_id),
-            &live.physical_id,
-        )
-        .await
+        ensure_live_ours(&self.elb, cx, self.noun(), live).await
     }
 
     async fn update(

@@ -11,7 +11,7 @@ use provision_core::resource::{
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, ensure_ours, no_retry, tags};
+use crate::{aws, ensure_live_ours, ensure_ours, no_retry, tags};
 
 /// A load balancer, named by its node.
 pub struct LoadBalancer {
@@ -213,13 +213,7 @@ impl Kind for LoadBalancer {
     }
 
     async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
-        ensure_ours(
-            &self.elb,
-            cx,
-            &format!("{} {}", self.noun(), live.physical_id),
-            &live.physical_id,
-        )
-        .await
+        ensure_live_ours(&self.elb, cx, self.noun(), live).await
     }
 
     async fn update(

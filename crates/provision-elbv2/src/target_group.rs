@@ -13,7 +13,7 @@ use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{aws, ensure_ours, tags};
+use crate::{aws, ensure_live_ours, ensure_ours, tags};
 
 /// A target group, named by its node.
 pub struct TargetGroup {
@@ -234,13 +234,7 @@ impl Kind for TargetGroup {
     }
 
     async fn verify_owner(&self, cx: &Cx, live: &Live) -> Result<(), ResourceError> {
-        ensure_ours(
-            &self.elb,
-            cx,
-            &format!("{} {}", self.noun(), live.physical_id),
-            &live.physical_id,
-        )
-        .await
+        ensure_live_ours(&self.elb, cx, self.noun(), live).await
     }
 
     async fn update(
