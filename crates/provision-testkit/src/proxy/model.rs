@@ -1097,6 +1097,64 @@ mod tests {
     }
 
     #[test]
+    fn what_a_nat_gateway_or_a_load_balancer_holds_cannot_be_deleted_until_it_lets_go() {
+        let model = Model::new(Latency::new(1.0));
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(600))
+            .expect("the clock is past ten minutes");
+        let form = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let refused = |op: &str, key: &str, id: &str| {
+            model
+                .held(op, &form(key, id))
+                .map(|(kind, error)| (kind, error.code))
+        };
+        {
+            let mut st = model.state();
+            st.nat_holds
+                .insert("nat-1".into(), ("subnet-1".into(), "eipalloc-1".into()));
+            st.load_balancer_holds
+                .insert("lb-1".into(), vec!["subnet-2".into(), "sg-1".into()]);
+        }
+        // Live: everything it holds is held.
+        assert_eq!(
+            refused("DeleteSubnet", "SubnetId", "subnet-1"),
+            Some((Modelled::NatGatewayDelete, "DependencyViolation"))
+        );
+        assert_eq!(
+            refused("ReleaseAddress", "AllocationId", "eipalloc-1"),
+            Some((Modelled::NatGatewayDelete, "InvalidIPAddress.InUse"))
+        );
+        assert_eq!(
+            refused("DeleteSecurityGroup", "GroupId", "sg-1"),
+            Some((Modelled::LoadBalancerInterfaces, "DependencyViolation"))
+        );
+        assert_eq!(refused("DeleteSubnet", "SubnetId", "subnet-3"), None);
+        // Deleting: still held.
+        model
+            .state()
+            .nat_deleted
+            .insert("nat-1".into(), Instant::now());
+        model
+            .state()
+            .load_balancers_deleted
+            .insert("lb-1".into(), Instant::now());
+        assert!(refused("DeleteSubnet", "SubnetId", "subnet-1").is_some());
+        assert!(refused("DeleteSubnet", "SubnetId", "subnet-2").is_some());
+        // Gone for longer than the modelled times: let go.
+        model.state().nat_deleted.insert("nat-1".into(), long_ago);
+        model
+            .state()
+            .load_balancers_deleted
+            .insert("lb-1".into(), long_ago);
+        assert_eq!(refused("DeleteSubnet", "SubnetId", "subnet-1"), None);
+        assert_eq!(
+            refused("ReleaseAddress", "AllocationId", "eipalloc-1"),
+            None
+        );
+        assert_eq!(refused("DeleteSecurityGroup", "GroupId", "sg-1"), None);
+    }
+
+    #[test]
     fn every_kind_parses_from_its_name() {
         for kind in Modelled::ALL {
             assert_eq!(kind.name().parse::<Modelled>().unwrap(), kind);
