@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{DomainType, NatGatewayState, ResourceType};
 use provision_core::resource::{
-    Cx, Desired, ErrorClass, Kind, Live, Lookup, Record, ResourceError, to_settings,
+    Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
@@ -504,17 +504,7 @@ impl Kind for NatGateway {
             .config_override(no_retry())
             .send()
             .await
-            .map_err(|e| {
-                // AWS answers a retry with the same token with the same gateway; an emulator
-                // may instead say the address is taken (by the gateway a lost reply hid). Either
-                // way the engine looks for ours by its tags before trying again.
-                let taken = code(&e) == "Resource.AlreadyAssociated";
-                let mut err = aws("ec2:CreateNatGateway", e);
-                if taken {
-                    err.class = ErrorClass::AlreadyExists;
-                }
-                err
-            })?;
+            .map_err(|e| aws("ec2:CreateNatGateway", e))?;
         let n = out
             .nat_gateway()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateNatGateway returned no gateway"))?;
