@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use provision_testkit::proxy::{Latency, Modelled, Proxy, ProxyConfig};
-use provision_testkit::{Emulator, workspace_root};
+use provision_testkit::proxy::{Latency, Modelled, Proxy, ProxyConfig, is_mutating};
+use provision_testkit::{Emulator, copy_dir, workspace_root};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -61,19 +61,9 @@ impl Measured {
             .unwrap_or_default()
     }
     fn mutating_operations(&self) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        if let Some(ops) = self.result["api_calls"]["operations"].as_object() {
-            for (op, n) in ops {
-                let name = op.split(':').nth(1).unwrap_or("");
-                let read = ["Describe", "Get", "List", "BatchGet", "BatchCheck", "Head"]
-                    .iter()
-                    .any(|p| name.starts_with(p));
-                if !read {
-                    out.insert(op.clone(), n.as_u64().unwrap_or(0));
-                }
-            }
-        }
-        out
+        let mut ops = self.operations();
+        ops.retain(|op, _| is_mutating(op.split(':').nth(1).unwrap_or("")));
+        ops
     }
 }
 
@@ -84,20 +74,6 @@ struct Bench {
     project: tempfile::TempDir,
     provision: PathBuf,
     scale: f64,
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Creates the hosted zone `example.test` in the emulator through Route 53's REST API.

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use provision_testkit::proxy::{Proxy, ProxyConfig};
-use provision_testkit::{Emulator, workspace_root};
+use provision_testkit::proxy::{Proxy, ProxyConfig, is_mutating};
+use provision_testkit::{Emulator, copy_dir, workspace_root};
 use serde_json::Value;
 
 /// A project and the emulator it deploys to.
@@ -79,19 +79,6 @@ impl From<Output> for Run {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Test credentials only: the emulator accepts anything.
 const ENV: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "testing"),
@@ -142,7 +129,7 @@ impl Stack {
 
         let dir = tempfile::tempdir().unwrap();
         let root = workspace_root();
-        copy_dir(&root.join("examples/offline"), dir.path());
+        copy_dir(&root.join("examples/offline"), dir.path()).expect("the offline example copies");
         let mut config: Value =
             serde_json::from_str(&std::fs::read_to_string(root.join("config/local.json")).unwrap())
                 .unwrap();
@@ -345,12 +332,7 @@ pub fn mutating_operations(result: &Value) -> Vec<String> {
         .as_object()
         .map(|ops| {
             ops.iter()
-                .filter(|(op, _)| {
-                    let name = op.split(':').nth(1).unwrap_or("");
-                    !["Describe", "Get", "List", "BatchGet", "BatchCheck", "Head"]
-                        .iter()
-                        .any(|p| name.starts_with(p))
-                })
+                .filter(|(op, _)| is_mutating(op.split(':').nth(1).unwrap_or("")))
                 .map(|(op, n)| format!("{op} x{n}"))
                 .collect()
         })
