@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_acm::Client;
 use aws_sdk_acm::types::{CertificateDetail, KeyAlgorithm, Tag, ValidationMethod};
@@ -263,8 +261,7 @@ impl Kind for Certificate {
         until(
             cx,
             &format!("ACM to publish the validation records of certificate {arn}"),
-            "certificate",
-            Duration::from_secs(5 * 60),
+            &provision_aws::timeouts::CERTIFICATE,
             Backoff::FAST,
             || async {
                 let d = describe(&self.acm, &arn).await?.ok_or_else(|| {
@@ -302,8 +299,7 @@ impl Kind for Certificate {
         until(
             cx,
             &format!("the load balancer to release certificate {arn}"),
-            "certificate-delete",
-            Duration::from_secs(10 * 60),
+            &provision_aws::timeouts::CERTIFICATE_DELETE,
             Backoff::FAST,
             || async {
                 match self

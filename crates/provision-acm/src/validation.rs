@@ -249,9 +249,6 @@ pub struct CertificateValidationOut {
     pub certificate_arn: String,
 }
 
-/// ACM gives up on validation after 72 hours; waiting longer is the user's call.
-const VALIDATION_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-
 fn validation_live(d: &CertificateDetail) -> Result<Live, ResourceError> {
     let arn = d
         .certificate_arn()
@@ -367,7 +364,7 @@ impl Kind for CertificateValidation {
             max: Duration::from_secs(30),
             factor: 1.5,
         };
-        let result = until(cx, &what, "certificate", VALIDATION_TIMEOUT, backoff, || async {
+        let result = until(cx, &what, &provision_aws::timeouts::CERTIFICATE, backoff, || async {
             let d = describe(&self.acm, &arn)
                 .await?
                 .ok_or_else(|| ResourceError::fatal(format!("certificate {arn} disappeared while being validated")))?;

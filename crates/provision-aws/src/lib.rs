@@ -24,6 +24,9 @@ use provision_core::resource::{ErrorClass, ResourceError};
 
 pub use aws_types::SdkConfig;
 
+pub mod retry;
+pub mod timeouts;
+
 /// How to reach AWS.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -323,13 +326,49 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeout",
     "RequestTimeoutException",
     "EC2ThrottledException",
+];
+
+/// Error codes that mean "another change to this resource is in progress". A conflict is
+/// never taken for "already exists": a kind whose create answers a conflict for a name that
+/// is taken (Lambda's `Function already exist`) says so itself.
+const CONFLICT_CODES: &[&str] = &[
+    "ResourceConflictException",
     "ConcurrentModificationException",
+    "ConcurrentModification",
     "OperationAbortedException",
+    "ConflictException",
+    "IncorrectState",
 ];
 
 /// Turns an SDK error into a [`ResourceError`] that names the operation, carries the AWS
 /// error code, says whether retrying helps, and gives a hint for the errors users hit.
 pub fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> ResourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    let request_id = request_id(&err);
+    let out = classify_inner(operation, err).with_operation(operation);
+    match request_id {
+        Some(id) => out.with_request_id(id),
+        None => out,
+    }
+}
+
+/// The id AWS gave the failed request, as the SDK read it from the response (`x-amzn-RequestId`,
+/// `x-amz-request-id`, or EC2's `RequestID` in the error body).
+fn request_id<E, R>(err: &SdkError<E, R>) -> Option<String>
+where
+    E: ProvideErrorMetadata,
+{
+    use aws_types::request_id::RequestId;
+    match err {
+        SdkError::ServiceError(s) => s.err().meta().request_id().map(str::to_string),
+        _ => None,
+    }
+}
+
+fn classify_inner<E, R>(operation: &str, err: SdkError<E, R>) -> ResourceError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
@@ -361,6 +400,8 @@ where
             let message = e.message().unwrap_or("").to_string();
             let class = if TRANSIENT_CODES.contains(&code.as_str()) {
                 ErrorClass::Transient
+            } else if CONFLICT_CODES.contains(&code.as_str()) {
+                ErrorClass::Conflict
             } else if is_already_exists(&code) {
                 ErrorClass::AlreadyExists
             } else {
@@ -386,7 +427,6 @@ fn is_already_exists(code: &str) -> bool {
             | "EntityAlreadyExistsException"
             | "ResourceAlreadyExistsException"
             | "RepositoryAlreadyExistsException"
-            | "ResourceConflictException"
             | "DuplicateLoadBalancerName"
             | "DuplicateTargetGroupName"
             | "DuplicateListener"

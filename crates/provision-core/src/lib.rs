@@ -12,9 +12,10 @@ pub mod graph;
 pub mod names;
 pub mod plan;
 pub mod resource;
+pub mod retry;
 pub mod state;
 mod time;
 pub mod wait;
 
 pub use config::Config;
-pub use resource::{Cx, Desired, Kind, Live, LogicalId, Lookup, Record, ResourceError};
+pub use resource::{Cx, Desired, FailedCall, Kind, Live, LogicalId, Lookup, Record, ResourceError};

@@ -188,6 +188,10 @@ pub enum ErrorClass {
     Transient,
     /// A create collided with an existing resource of the same name: look it up.
     AlreadyExists,
+    /// Another change to the same resource is in progress (Lambda's update in progress,
+    /// `ConcurrentModification`): retried by the policy that knows the operation, else reported.
+    /// Never taken for "already exists": adopting on a conflict would adopt the wrong thing.
+    Conflict,
     /// The resource belongs to another stack or to nobody we know: never touch it.
     Foreign,
     /// A wait ran past its deadline.
@@ -207,6 +211,18 @@ pub struct ResourceError {
     pub hint: Option<String>,
     /// The AWS error code, when the error came from AWS.
     pub code: Option<String>,
+    /// The call that failed, when the error came from AWS (boxed: errors travel in every
+    /// `Result`, and most have none).
+    pub call: Option<Box<FailedCall>>,
+}
+
+/// The AWS call behind an error: what AWS support asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailedCall {
+    /// `service:Operation`, as IAM spells it: `ec2:CreateRoute`.
+    pub operation: String,
+    /// The id AWS gave the request.
+    pub request_id: Option<String>,
 }
 
 impl ResourceError {
@@ -216,6 +232,7 @@ impl ResourceError {
             message: message.into(),
             hint: None,
             code: None,
+            call: None,
         }
     }
     pub fn fatal(message: impl Into<String>) -> Self {
@@ -240,6 +257,25 @@ impl ResourceError {
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         self.code = Some(code.into());
         self
+    }
+    pub fn with_operation(mut self, operation: impl Into<String>) -> Self {
+        self.call.get_or_insert_with(Default::default).operation = operation.into();
+        self
+    }
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.call.get_or_insert_with(Default::default).request_id = Some(request_id.into());
+        self
+    }
+    /// The failed operation (`ec2:CreateRoute`), when the error came from AWS.
+    pub fn operation(&self) -> Option<&str> {
+        self.call
+            .as_ref()
+            .map(|c| c.operation.as_str())
+            .filter(|o| !o.is_empty())
+    }
+    /// The id AWS gave the failed request.
+    pub fn request_id(&self) -> Option<&str> {
+        self.call.as_ref().and_then(|c| c.request_id.as_deref())
     }
     pub fn is_transient(&self) -> bool {
         self.class == ErrorClass::Transient
@@ -450,13 +486,18 @@ impl Cx {
         }
     }
 
-    /// The deadline for a wait: the user's override for `key`, else `default` (scaled).
-    pub fn timeout(&self, key: &str, default: Duration) -> Duration {
+    /// The deadline for a wait or a retry: the user's override of `timeout.key`, else its
+    /// default (scaled).
+    pub fn timeout(&self, timeout: &crate::wait::Timeout) -> Duration {
         self.settings
             .timeouts
-            .get(key)
+            .get(timeout.key)
             .copied()
-            .unwrap_or_else(|| default.mul_f64(self.settings.timeout_scale.max(0.0)))
+            .unwrap_or_else(|| {
+                timeout
+                    .default
+                    .mul_f64(self.settings.timeout_scale.max(0.0))
+            })
     }
 
     /// Scales a polling interval or backoff by `PROVISION_WAIT_SCALE`.

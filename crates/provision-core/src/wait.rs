@@ -47,13 +47,35 @@ impl Backoff {
     }
 }
 
-/// Polls `check` until it is ready, the deadline for `timeout_key` passes, or the run is
-/// interrupted. `what` names the wait in progress and error messages.
+/// A deadline the user can raise with `--timeout KEY=DURATION`: what a wait or a retry policy
+/// allows by default. Every one a run uses is listed in one table (`provision_aws::timeouts::ALL`),
+/// so the command line accepts exactly these keys and lists them in `--help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout {
+    /// The `--timeout` key: `nat-gateway`, `iam-propagation`.
+    pub key: &'static str,
+    /// The default, before `PROVISION_WAIT_SCALE`.
+    pub default: Duration,
+    /// What it bounds, for `--help`: `a NAT gateway to become available`.
+    pub about: &'static str,
+}
+
+impl Timeout {
+    pub const fn new(key: &'static str, default: Duration, about: &'static str) -> Timeout {
+        Timeout {
+            key,
+            default,
+            about,
+        }
+    }
+}
+
+/// Polls `check` until it is ready, the deadline `timeout` passes (or the user's override of
+/// it), or the run is interrupted. `what` names the wait in progress and error messages.
 pub async fn until<T, F, Fut>(
     cx: &Cx,
     what: &str,
-    timeout_key: &str,
-    default_timeout: Duration,
+    timeout: &Timeout,
     backoff: Backoff,
     mut check: F,
 ) -> Result<T, ResourceError>
@@ -61,7 +83,8 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>, ResourceError>>,
 {
-    let deadline = cx.timeout(timeout_key, default_timeout);
+    let timeout_key = timeout.key;
+    let deadline = cx.timeout(timeout);
     let start = Instant::now();
     let mut delay = backoff.initial;
     if !backoff.first.is_zero() {

@@ -1,5 +1,4 @@
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
@@ -241,8 +240,7 @@ impl Kind for VpcEndpoint {
         until(
             cx,
             &format!("VPC endpoint {id} to be available"),
-            "vpc-endpoint",
-            Duration::from_secs(10 * 60),
+            &provision_aws::timeouts::VPC_ENDPOINT,
             Backoff::SLOW,
             || async {
                 let e = self.describe(&id).await?.ok_or_else(|| {
@@ -310,8 +308,7 @@ impl Kind for VpcEndpoint {
         until(
             cx,
             &format!("VPC endpoint {id} to be deleted"),
-            "vpc-endpoint-delete",
-            Duration::from_secs(10 * 60),
+            &provision_aws::timeouts::VPC_ENDPOINT_DELETE,
             Backoff::SLOW,
             || async {
                 Ok(match self.describe(&id).await? {

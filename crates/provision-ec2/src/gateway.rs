@@ -73,8 +73,7 @@ impl InternetGateway {
         while_in_use(
             cx,
             &format!("internet gateway {id}"),
-            "internet-gateway-detach",
-            Duration::from_secs(15 * 60),
+            &provision_aws::timeouts::INTERNET_GATEWAY_DETACH,
             || {
                 let ec2 = ec2.clone();
                 async move {
@@ -358,8 +357,7 @@ impl Kind for ElasticIp {
         while_in_use(
             cx,
             &format!("Elastic IP {id}"),
-            "elastic-ip-release",
-            Duration::from_secs(10 * 60),
+            &provision_aws::timeouts::ELASTIC_IP_RELEASE,
             || {
                 let ec2 = ec2.clone();
                 let id = id.clone();
@@ -541,8 +539,7 @@ impl Kind for NatGateway {
         until(
             cx,
             &format!("NAT gateway {id} to be available"),
-            "nat-gateway",
-            Duration::from_secs(15 * 60),
+            &provision_aws::timeouts::NAT_GATEWAY,
             Backoff::SLOW.after(NAT_FIRST_POLL),
             || async {
                 let n = self
@@ -590,8 +587,7 @@ impl Kind for NatGateway {
         until(
             cx,
             &format!("NAT gateway {id} to be deleted"),
-            "nat-gateway-delete",
-            Duration::from_secs(15 * 60),
+            &provision_aws::timeouts::NAT_GATEWAY_DELETE,
             Backoff::SLOW.after(Duration::from_secs(30)),
             || async {
                 Ok(match self.describe(&id).await? {

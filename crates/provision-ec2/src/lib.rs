@@ -175,12 +175,11 @@ where
 
 /// Retries `op` while EC2 answers `DependencyViolation` (something still uses the resource:
 /// network interfaces being released, a NAT gateway still deleting), until the deadline for
-/// `timeout_key`. On giving up, `blockers` explains what is in the way.
+/// `timeout`. On giving up, `blockers` explains what is in the way.
 pub(crate) async fn while_in_use<F, Fut, B, BFut>(
     cx: &Cx,
     what: &str,
-    timeout_key: &str,
-    default: std::time::Duration,
+    timeout: &provision_core::wait::Timeout,
     mut op: F,
     blockers: B,
 ) -> Result<(), ResourceError>
@@ -194,8 +193,7 @@ where
     let result = until(
         cx,
         &format!("{what} to be free to delete"),
-        timeout_key,
-        default,
+        timeout,
         Backoff::SLOW,
         || {
             let attempt = op();

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::ResourceType;
@@ -159,8 +157,7 @@ impl Kind for RouteTable {
         while_in_use(
             cx,
             &format!("route table {id}"),
-            "route-table-delete",
-            Duration::from_secs(5 * 60),
+            &provision_aws::timeouts::ROUTE_TABLE_DELETE,
             || {
                 let ec2 = ec2.clone();
                 let id = id.clone();

@@ -1,5 +1,4 @@
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
@@ -290,8 +289,7 @@ impl Kind for SecurityGroup {
         while_in_use(
             cx,
             &format!("security group {id}"),
-            "security-group-delete",
-            Duration::from_secs(20 * 60),
+            &provision_aws::timeouts::SECURITY_GROUP_DELETE,
             || {
                 let ec2 = ec2.clone();
                 let id = id.clone();

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag};
@@ -178,8 +176,7 @@ impl Kind for Subnet {
         while_in_use(
             cx,
             &format!("subnet {id}"),
-            "subnet-delete",
-            Duration::from_secs(20 * 60),
+            &provision_aws::timeouts::SUBNET_DELETE,
             || {
                 let ec2 = ec2.clone();
                 async move {

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
@@ -177,8 +175,7 @@ impl Kind for Vpc {
         while_in_use(
             cx,
             &format!("VPC {id}"),
-            "vpc-delete",
-            Duration::from_secs(20 * 60),
+            &provision_aws::timeouts::VPC_DELETE,
             || {
                 let ec2 = ec2.clone();
                 async move {

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::ClusterField;
@@ -121,8 +119,7 @@ impl Kind for Cluster {
         until(
             cx,
             &format!("ECS cluster {arn} to be active"),
-            "cluster",
-            Duration::from_secs(5 * 60),
+            &provision_aws::timeouts::CLUSTER,
             Backoff::FAST,
             || async {
                 let c = self.describe(&arn).await?.ok_or_else(|| {
@@ -152,8 +149,7 @@ impl Kind for Cluster {
         until(
             cx,
             &format!("ECS cluster {name} to be free of services and tasks"),
-            "cluster-delete",
-            Duration::from_secs(10 * 60),
+            &provision_aws::timeouts::CLUSTER_DELETE,
             Backoff::FAST,
             || async {
                 match self.ecs.delete_cluster().cluster(id).send().await {

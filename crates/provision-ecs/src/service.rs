@@ -469,8 +469,7 @@ impl Kind for Service {
         until(
             cx,
             &format!("ECS service {name} to be stable"),
-            "service",
-            Duration::from_secs(20 * 60),
+            &provision_aws::timeouts::SERVICE,
             Backoff::SLOW.after(Duration::from_secs(10)),
             || async {
                 let s = self.describe(&cluster, &arn).await?.ok_or_else(|| {
@@ -542,8 +541,7 @@ impl Kind for Service {
         until(
             cx,
             &format!("ECS service {name} to be deleted"),
-            "service-delete",
-            Duration::from_secs(15 * 60),
+            &provision_aws::timeouts::SERVICE_DELETE,
             Backoff::SLOW,
             || async {
                 Ok(match self.gone(&cluster, &service).await? {

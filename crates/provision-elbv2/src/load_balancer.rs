@@ -275,8 +275,7 @@ impl Kind for LoadBalancer {
         until(
             cx,
             &format!("load balancer {name} to be active"),
-            "load-balancer",
-            Duration::from_secs(15 * 60),
+            &provision_aws::timeouts::LOAD_BALANCER,
             Backoff::SLOW.after(Duration::from_secs(30)),
             || async {
                 let lb = self
@@ -333,8 +332,7 @@ impl Kind for LoadBalancer {
         until(
             cx,
             &format!("load balancer {name} to be deleted"),
-            "load-balancer-delete",
-            Duration::from_secs(10 * 60),
+            &provision_aws::timeouts::LOAD_BALANCER_DELETE,
             Backoff::FAST,
             || async {
                 Ok(match self.describe_arn(arn).await? {

@@ -1,5 +1,4 @@
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
@@ -287,8 +286,7 @@ impl Kind for TargetGroup {
         until(
             cx,
             &format!("target group {name} to be free to delete"),
-            "target-group-delete",
-            Duration::from_secs(5 * 60),
+            &provision_aws::timeouts::TARGET_GROUP_DELETE,
             Backoff::FAST,
             || async {
                 match self

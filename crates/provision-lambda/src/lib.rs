@@ -64,12 +64,6 @@ pub struct FunctionOut {
     pub function_arn: String,
 }
 
-/// How long a new IAM role may take to become usable by Lambda (`iam-propagation`).
-pub const ROLE_PROPAGATION: Duration = Duration::from_secs(120);
-/// How long a function may take to become active or finish an update (`function`): image
-/// functions are optimised for their first start, which takes up to minutes for big images.
-pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-
 /// Settings changed by `UpdateFunctionCode`; the rest go through `UpdateFunctionConfiguration`.
 const CODE_SETTINGS: &[&str] = &["image_uri", "architecture"];
 
@@ -167,8 +161,7 @@ impl Function {
         until(
             cx,
             &format!("function {name} to finish its last change"),
-            "function",
-            FUNCTION_TIMEOUT,
+            &provision_aws::timeouts::FUNCTION,
             Backoff::FAST,
             || async {
                 let out = self.get(name).await?.ok_or_else(|| {
@@ -231,7 +224,7 @@ where
         factor: 1.5,
     };
     let what = format!("IAM role {role_arn} to be usable by Lambda");
-    until(cx, &what, "iam-propagation", ROLE_PROPAGATION, backoff, || {
+    until(cx, &what, &provision_aws::timeouts::IAM_PROPAGATION, backoff, || {
         let attempt = call();
         async move {
             Ok(match attempt.await? {
@@ -341,6 +334,16 @@ impl Kind for Function {
                     {
                         Ok(None)
                     }
+                    // CreateFunction answers a taken name with a conflict ("Function already
+                    // exist: ..."); for a create that is a collision to look up, not a busy function.
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_conflict_exception()) =>
+                    {
+                        let mut err = aws("lambda:CreateFunction", e);
+                        err.class = ErrorClass::AlreadyExists;
+                        Err(err)
+                    }
                     Err(e) => Err(aws("lambda:CreateFunction", e)),
                 }
             }
@@ -444,8 +447,7 @@ impl Kind for Function {
         until(
             cx,
             &format!("function {name} to be active"),
-            "function",
-            FUNCTION_TIMEOUT,
+            &provision_aws::timeouts::FUNCTION,
             Backoff::FAST,
             || async {
                 let out = self.get(&name).await?.ok_or_else(|| {

@@ -32,11 +32,6 @@ pub struct EndpointOut {
     pub endpoint_arn: String,
 }
 
-/// How long an endpoint may take to be `InService` unless `--timeout endpoint=...` says
-/// otherwise (the SDK waiter's ceiling).
-pub const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-/// How long a delete may take (`endpoint-delete`).
-const DELETE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// An endpoint takes minutes to create or switch; the first look is not worth taking sooner.
 const FIRST_POLL: Duration = Duration::from_secs(20);
 
@@ -110,8 +105,7 @@ impl Endpoint {
         until(
             cx,
             &format!("endpoint {name} to finish what it is doing before {before}"),
-            "endpoint",
-            ENDPOINT_TIMEOUT,
+            &provision_aws::timeouts::ENDPOINT,
             Backoff::SLOW,
             || async {
                 Ok(match self.describe(name).await? {
@@ -258,8 +252,7 @@ impl Kind for Endpoint {
         let ready = until(
             cx,
             &format!("endpoint {name} to be InService"),
-            "endpoint",
-            ENDPOINT_TIMEOUT,
+            &provision_aws::timeouts::ENDPOINT,
             Backoff::SLOW.after(FIRST_POLL),
             || async {
                 let e = self.describe(&name).await?.ok_or_else(|| {
@@ -320,8 +313,7 @@ impl Kind for Endpoint {
         until(
             cx,
             &format!("endpoint {name} to be deleted"),
-            "endpoint-delete",
-            DELETE_TIMEOUT,
+            &provision_aws::timeouts::ENDPOINT_DELETE,
             Backoff::SLOW,
             || async {
                 Ok(match self.describe(name).await? {

@@ -62,10 +62,6 @@ impl SagemakerKinds {
     }
 }
 
-/// How long a new IAM role may take to become usable by SageMaker (AWS says seconds; two
-/// minutes covers the slow cases), under the timeout key `iam-propagation`.
-pub const ROLE_PROPAGATION: Duration = Duration::from_secs(120);
-
 /// The physical name of a model or endpoint configuration: `base`, then 8 hex digits of the
 /// hash of its settings, within SageMaker's 63 characters.
 pub fn physical_name(base: &str, settings: &Settings) -> String {
@@ -177,8 +173,7 @@ where
     let result = until(
         cx,
         &format!("IAM role {role_arn} to be usable by SageMaker"),
-        "iam-propagation",
-        ROLE_PROPAGATION,
+        &provision_aws::timeouts::IAM_PROPAGATION,
         backoff,
         || {
             let attempt = create();
