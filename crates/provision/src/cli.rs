@@ -62,9 +62,9 @@ pub struct ApplyOptions {
     #[arg(long)]
     pub json: bool,
 
-    /// Allow more (or less) time for a kind of wait, e.g. `--timeout certificate=90m`
-    /// (repeatable). Keys: nat-gateway, load-balancer, certificate, endpoint, service, ...
-    #[arg(long = "timeout", value_name = "KIND=DURATION", value_parser = parse_timeout)]
+    /// Allow more (or less) time for a kind of wait or retry, e.g. `--timeout certificate=90m`
+    /// (repeatable; s, m or h).
+    #[arg(long = "timeout", value_name = "KIND=DURATION", value_parser = parse_timeout, long_help = timeout_help())]
     pub timeouts: Vec<(String, Duration)>,
 
     /// How many resources to work on at once.
@@ -139,7 +139,24 @@ pub enum Shell {
     Powershell,
 }
 
-/// `certificate=90m`, `nat-gateway=300s`, `endpoint=1h`, `service=10` (minutes).
+/// `--timeout`'s long help: every key, its default and what it bounds.
+fn timeout_help() -> String {
+    let mut s = String::from(
+        "Allow more (or less) time for a kind of wait or retry, e.g. `--timeout certificate=90m` (repeatable; s, m or h; a bare number is minutes). Keys and defaults:\n",
+    );
+    for t in provision_aws::timeouts::ALL {
+        s.push_str(&format!(
+            "\n  {:<26} {:>4}  {}",
+            t.key,
+            provision_core::wait::human(t.default),
+            t.about
+        ));
+    }
+    s
+}
+
+/// `certificate=90m`, `nat-gateway=300s`, `endpoint=1h`, `service=10` (minutes). The key must be
+/// one of `provision_aws::timeouts::ALL`: a typo would otherwise be accepted and ignored.
 pub fn parse_timeout(s: &str) -> Result<(String, Duration), String> {
     let (key, value) = s
         .split_once('=')
@@ -147,6 +164,16 @@ pub fn parse_timeout(s: &str) -> Result<(String, Duration), String> {
     let key = key.trim();
     if key.is_empty() {
         return Err(format!("`{s}` names no kind of wait"));
+    }
+    if provision_aws::timeouts::find(key).is_none() {
+        let keys: Vec<&str> = provision_aws::timeouts::ALL.iter().map(|t| t.key).collect();
+        let suggestion = provision_core::config::did_you_mean(key, &keys)
+            .map(|k| format!("did you mean `{k}`? "))
+            .unwrap_or_default();
+        return Err(format!(
+            "`{key}` is not a kind of wait; {suggestion}`provision up --help` lists them: {}",
+            keys.join(", ")
+        ));
     }
     Ok((key.to_string(), parse_duration(value.trim())?))
 }

@@ -74,6 +74,28 @@ fn durations_and_timeouts() {
         Ok(("certificate".into(), Duration::from_secs(5400)))
     );
     assert!(parse_timeout("certificate").is_err());
+    // Keys are a closed set: a typo is refused with the nearest key, never accepted and ignored.
+    let typo = parse_timeout("natgateway=30m").expect_err("unknown key");
+    assert!(typo.contains("did you mean `nat-gateway`"), "{typo}");
+    assert_eq!(
+        parse_timeout("iam-propagation=5m"),
+        Ok(("iam-propagation".into(), Duration::from_secs(300)))
+    );
+}
+
+#[test]
+fn help_lists_every_timeout_key() {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let up = cmd.find_subcommand_mut("up").expect("up");
+    let help = up.render_long_help().to_string();
+    for t in provision_aws::timeouts::ALL {
+        assert!(
+            help.contains(t.key),
+            "`up --help` does not list {}:\n{help}",
+            t.key
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
