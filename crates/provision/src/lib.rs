@@ -2,6 +2,7 @@
 //! Only this crate prints.
 
 pub mod cli;
+mod commands;
 pub mod printer;
 pub mod run;
 

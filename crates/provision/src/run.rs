@@ -8,17 +8,18 @@ use std::sync::Arc;
 
 use provision_aws::{Aws, Options};
 use provision_core::config::{self, Checks, Config, ConfigError};
-use provision_core::engine::{Engine, RunError, StateHandle};
-use provision_core::plan::Action;
-use provision_core::resource::{RunSettings, Stack, Until};
+use provision_core::engine::{Engine, RunError};
+
+use provision_core::resource::{RunSettings, Stack};
 use provision_core::state::{LocalStore, LockInfo, State, StateError, StateStore};
 use provision_s3::{S3Location, S3Store};
 use provision_stack::{Clients, Kinds, Project};
-use serde_json::json;
+
 use tokio::sync::watch;
 
 use crate::cli::{ApplyOptions, Cli, Command, Global};
-use crate::printer::{self, Printer, Verbosity};
+use crate::commands;
+use crate::printer::{Printer, Verbosity};
 
 /// The one error a command ends with: what failed, and what to do about it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -112,10 +113,10 @@ impl From<RunError> for Failure {
 }
 
 /// What every command starts from: a validated config and where its state lives.
-struct Session {
-    project: Project,
+pub(crate) struct Session {
+    pub(crate) project: Project,
     state_at: StateAt,
-    printer: Arc<Printer>,
+    pub(crate) printer: Arc<Printer>,
     global_endpoint: Option<String>,
     profile: Option<String>,
 }
@@ -143,7 +144,7 @@ fn wait_scale() -> Result<f64, Failure> {
     }
 }
 
-fn session(
+pub(crate) fn session(
     global: &Global,
     printer: &Arc<Printer>,
     checks: Checks,
@@ -193,7 +194,7 @@ pub fn default_state_path(config: &Config) -> PathBuf {
 }
 
 impl Session {
-    fn stack(&self) -> Stack {
+    pub(crate) fn stack(&self) -> Stack {
         Stack {
             name: self.project.stack_name(),
             account: self.project.config.account.clone(),
@@ -202,7 +203,7 @@ impl Session {
     }
 
     /// Connects to AWS and refuses to go on in the wrong account.
-    async fn connect(&self) -> Result<Aws, Failure> {
+    pub(crate) async fn connect(&self) -> Result<Aws, Failure> {
         let aws = Aws::load(&Options {
             region: self.project.config.region.clone(),
             profile: self.profile.clone(),
@@ -215,7 +216,7 @@ impl Session {
     }
 
     /// The state store; a remote one needs AWS, so it connects if `aws` is not given.
-    async fn store(&self, aws: Option<&Aws>) -> Result<Arc<dyn StateStore>, Failure> {
+    pub(crate) async fn store(&self, aws: Option<&Aws>) -> Result<Arc<dyn StateStore>, Failure> {
         match &self.state_at {
             StateAt::Local(path) => Ok(Arc::new(LocalStore::new(path))),
             StateAt::S3(at) => {
@@ -235,7 +236,7 @@ impl Session {
         }
     }
 
-    async fn load_state(&self, store: &Arc<dyn StateStore>) -> Result<State, Failure> {
+    pub(crate) async fn load_state(&self, store: &Arc<dyn StateStore>) -> Result<State, Failure> {
         let stack = self.stack();
         match store.load().await? {
             Some(state) => {
@@ -251,7 +252,7 @@ impl Session {
         }
     }
 
-    fn engine(
+    pub(crate) fn engine(
         &self,
         options: &ApplyOptions,
         cancel: watch::Receiver<bool>,
@@ -270,7 +271,7 @@ impl Session {
 }
 
 /// Asks before changing anything; refuses without a terminal.
-fn confirm(question: &str) -> Result<bool, Failure> {
+pub(crate) fn confirm(question: &str) -> Result<bool, Failure> {
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(Failure::new(
             "refusing to change AWS without confirmation: this is not an interactive terminal",
@@ -294,7 +295,7 @@ fn confirm(question: &str) -> Result<bool, Failure> {
 
 /// Ctrl-C once: finish what is in flight, start nothing new. Twice: leave now (the state is
 /// always consistent, so a rerun picks up).
-fn cancel_on_interrupt(printer: Arc<Printer>) -> watch::Receiver<bool> {
+pub(crate) fn cancel_on_interrupt(printer: Arc<Printer>) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -312,16 +313,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let printer = Printer::stderr(verbosity(&cli.global));
     let p = &printer;
     let result = match cli.command {
-        Command::Up { apply, builder } => up(&cli.global, p, &apply, builder).await,
-        Command::Down { apply } => down(&cli.global, p, &apply).await,
-        Command::Plan { json } => plan(&cli.global, p, json).await,
-        Command::Outputs { json } => outputs(&cli.global, p, json).await,
-        Command::Refresh { json } => refresh(&cli.global, p, json).await,
-        Command::Status { json } => status(&cli.global, p, json).await,
-        Command::Graph { json, dot } => graph(&cli.global, p, json, dot),
-        Command::Unlock => unlock(&cli.global, p).await,
+        Command::Up { apply, builder } => commands::up::up(&cli.global, p, &apply, builder).await,
+        Command::Down { apply } => commands::down::down(&cli.global, p, &apply).await,
+        Command::Plan { json } => commands::plan::plan(&cli.global, p, json).await,
+        Command::Outputs { json } => commands::outputs::outputs(&cli.global, p, json).await,
+        Command::Refresh { json } => commands::refresh::refresh(&cli.global, p, json).await,
+        Command::Status { json } => commands::status::status(&cli.global, p, json).await,
+        Command::Graph { json, dot } => commands::graph::graph(&cli.global, p, json, dot),
+        Command::Unlock => commands::unlock::unlock(&cli.global, p).await,
         Command::Completions { shell } => {
-            completions(shell);
+            commands::completions::completions(shell);
             Ok(ExitCode::SUCCESS)
         }
     };
@@ -330,22 +331,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     result
 }
 
-fn completions(shell: crate::cli::Shell) {
-    use clap::CommandFactory;
-    use clap_complete::Shell as S;
-    let shell = match shell {
-        crate::cli::Shell::Bash => S::Bash,
-        crate::cli::Shell::Zsh => S::Zsh,
-        crate::cli::Shell::Fish => S::Fish,
-        crate::cli::Shell::Elvish => S::Elvish,
-        crate::cli::Shell::Powershell => S::PowerShell,
-    };
-    let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "provision", &mut std::io::stdout());
-}
-
 /// Runs `body` with the state locked, and always releases the lock.
-async fn locked<T, F>(
+pub(crate) async fn locked<T, F>(
     session: &Session,
     store: &Arc<dyn StateStore>,
     command: &str,
@@ -364,212 +351,8 @@ where
     result
 }
 
-async fn up(
-    global: &Global,
-    printer: &Arc<Printer>,
-    options: &ApplyOptions,
-    builder: Option<String>,
-) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::Full, builder)?;
-    let aws = session.connect().await?;
-    let clients = Clients::new(&aws);
-    let kinds = Kinds::new(&clients, &session.project);
-    let graph = provision_stack::graph(&session.project, &kinds)
-        .map_err(|e| Failure::new(e.to_string()))?;
-    let cancel = cancel_on_interrupt(session.printer.clone());
-    let engine = session.engine(options, cancel)?;
-    let store = session.store(Some(&aws)).await?;
-
-    let (outputs, summary) = locked(&session, &store, "up", async {
-        let state = session.load_state(&store).await?;
-        let prepared = engine.plan(&graph, &state).await?;
-        let plan = &prepared.plan;
-        let needs_apply = plan.has_changes()
-            || plan.steps.iter().any(|s| s.action == Action::Wait)
-            || (state.outputs.is_empty() && !plan.steps.is_empty());
-        if !needs_apply {
-            session
-                .printer
-                .info(&format!("{} is up to date.", session.project.stack_name()));
-            return Ok((state.outputs.clone(), None));
-        }
-        if plan.has_changes() && !options.yes {
-            let mut text = Vec::new();
-            let heading = format!(
-                "Plan for {} in account {} ({}):",
-                session.project.stack_name(),
-                session.project.config.account,
-                session.project.config.region
-            );
-            let _ = printer::render_plan(
-                plan,
-                &heading,
-                printer::use_color(std::io::stderr().is_terminal()),
-                false,
-                &mut text,
-            );
-            session.printer.info(&String::from_utf8_lossy(&text));
-            if !confirm("Apply these changes?")? {
-                return Err(Failure::new("cancelled; nothing was changed"));
-            }
-        }
-        let handle = StateHandle::new(store.clone(), state);
-        let summary = engine
-            .apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry())
-            .await?;
-        Ok((handle.snapshot().await.outputs, Some(summary)))
-    })
-    .await?;
-
-    if let Some(s) = &summary {
-        session.printer.summary("Deployed", s);
-    }
-    if options.json {
-        printer::print_json(&json!({
-            "outputs": outputs,
-            "summary": summary,
-            "api_calls": aws.calls().snapshot(),
-        }));
-    } else {
-        printer::print_outputs(&outputs, false);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn plan(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::Full, None)?;
-    let aws = session.connect().await?;
-    let clients = Clients::new(&aws);
-    let kinds = Kinds::new(&clients, &session.project);
-    let graph = provision_stack::graph(&session.project, &kinds)
-        .map_err(|e| Failure::new(e.to_string()))?;
-    let (_tx, rx) = watch::channel(false);
-    let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
-    let store = session.store(Some(&aws)).await?;
-    let state = session.load_state(&store).await?;
-    let prepared = engine.plan(&graph, &state).await?;
-    let changes = prepared.plan.has_changes();
-    if json {
-        printer::print_json(&json!({
-            "changes": changes,
-            "plan": prepared.plan,
-            "api_calls": aws.calls().snapshot(),
-        }));
-    } else {
-        let mut text = Vec::new();
-        let heading = format!(
-            "Plan for {} in account {} ({}):",
-            session.project.stack_name(),
-            session.project.config.account,
-            session.project.config.region
-        );
-        let _ = printer::render_plan(
-            &prepared.plan,
-            &heading,
-            printer::use_color(std::io::stdout().is_terminal()),
-            global.verbose > 0,
-            &mut text,
-        );
-        printer::print_text(&String::from_utf8_lossy(&text));
-    }
-    Ok(if changes {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-async fn down(
-    global: &Global,
-    printer: &Arc<Printer>,
-    options: &ApplyOptions,
-) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::ConfigOnly, None)?;
-    let aws = session.connect().await?;
-    let clients = Clients::new(&aws);
-    let kinds = Kinds::new(&clients, &session.project);
-    let cancel = cancel_on_interrupt(session.printer.clone());
-    let engine = session.engine(options, cancel)?;
-    let store = session.store(Some(&aws)).await?;
-
-    let summary = locked(&session, &store, "down", async {
-        let state = session.load_state(&store).await?;
-        if state.is_empty() {
-            session.printer.info(&format!(
-                "{}: nothing to delete.",
-                session.project.stack_name()
-            ));
-            if !state.outputs.is_empty() {
-                let handle = StateHandle::new(store.clone(), state);
-                handle.update(|s| s.outputs.clear()).await?;
-            }
-            return Ok(None);
-        }
-        if !options.yes {
-            let plan = engine.destroy_plan(&state);
-            let mut text = Vec::new();
-            let heading = format!(
-                "Delete {} from account {} ({}):",
-                session.project.stack_name(),
-                session.project.config.account,
-                session.project.config.region
-            );
-            let _ = printer::render_plan(
-                &plan,
-                &heading,
-                printer::use_color(std::io::stderr().is_terminal()),
-                false,
-                &mut text,
-            );
-            session.printer.info(&String::from_utf8_lossy(&text));
-            if !confirm("Delete all of these?")? {
-                return Err(Failure::new("cancelled; nothing was deleted"));
-            }
-        }
-        let handle = StateHandle::new(store.clone(), state);
-        Ok(Some(engine.destroy(handle, &kinds.registry()).await?))
-    })
-    .await?;
-    if let Some(s) = &summary {
-        session.printer.summary("Deleted", s);
-    }
-    if options.json {
-        printer::print_json(&json!({ "summary": summary, "api_calls": aws.calls().snapshot() }));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn outputs(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::ConfigOnly, None)?;
-    let store = session.store(None).await?;
-    let state = session.load_state(&store).await?;
-    if state.outputs.is_empty() {
-        return Err(
-            Failure::new(format!("no outputs recorded in {}", store.location()))
-                .hint("run `provision up` first (with the same --config and --state)"),
-        );
-    }
-    printer::print_outputs(&state.outputs, json);
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn unlock(global: &Global, printer: &Arc<Printer>) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::ConfigOnly, None)?;
-    let store = session.store(None).await?;
-    match store.force_unlock().await? {
-        Some(holder) => session.printer.info(&format!(
-            "Removed the lock of {holder} on {}.",
-            store.location()
-        )),
-        None => session
-            .printer
-            .info(&format!("{} is not locked.", store.location())),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 impl ApplyOptions {
-    fn default_with_concurrency() -> Self {
+    pub(crate) fn default_with_concurrency() -> Self {
         ApplyOptions {
             concurrency: 32,
             ..ApplyOptions::default()
@@ -578,7 +361,7 @@ impl ApplyOptions {
 }
 
 /// Reads every recorded resource (no lock: nothing is written).
-async fn observe(
+pub(crate) async fn observe(
     global: &Global,
     printer: &Arc<Printer>,
 ) -> Result<(Session, Vec<provision_core::engine::Observation>, Aws), Failure> {
@@ -592,204 +375,4 @@ async fn observe(
     let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
     let observed = engine.observe(&state, &kinds.registry()).await;
     Ok((session, observed, aws))
-}
-
-async fn refresh(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
-    use provision_core::engine::Drift;
-    let (session, observed, aws) = observe(global, printer).await?;
-    let mut errors = Vec::new();
-    let mut drifted = Vec::new();
-    for o in &observed {
-        if let Err(e) = &o.live {
-            errors.push(format!("{} ({}): {}", o.noun, o.id, e.message));
-        }
-        if let Some(d) = o.drift() {
-            drifted.push((o, d));
-        }
-    }
-    if json {
-        let items: Vec<serde_json::Value> = drifted
-            .iter()
-            .map(|(o, d)| json!({"id": o.id, "noun": o.noun, "physical_id": o.record.physical_id, "drift": d}))
-            .collect();
-        printer::print_json(
-            &json!({"drift": items, "errors": errors, "api_calls": aws.calls().snapshot()}),
-        );
-    } else {
-        let mut text = String::new();
-        if drifted.is_empty() {
-            text.push_str(&format!(
-                "No drift: all {} resources of {} are as provision left them.\n",
-                observed.len(),
-                session.project.stack_name()
-            ));
-        } else {
-            text.push_str(&format!(
-                "Drift in {} (changed outside provision):\n",
-                session.project.stack_name()
-            ));
-            for (o, d) in &drifted {
-                let id = o.record.physical_id.as_deref().unwrap_or("");
-                match d {
-                    Drift::Deleted => {
-                        text.push_str(&format!("  - {} {} {id}: deleted\n", o.noun, o.id))
-                    }
-                    Drift::Changed { changes } => {
-                        text.push_str(&format!("  ~ {} {} {id}:\n", o.noun, o.id));
-                        for c in changes {
-                            text.push_str(&format!(
-                                "      {}: {} -> {}\n",
-                                c.setting,
-                                c.old.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-                                c.new.as_ref().map(|v| v.to_string()).unwrap_or_default()
-                            ));
-                        }
-                    }
-                }
-            }
-            text.push_str("  `provision up` puts them back; `provision plan` shows how.\n");
-        }
-        printer::print_text(&text);
-    }
-    if !errors.is_empty() {
-        return Err(Failure::new(format!(
-            "could not read every resource:\n  - {}",
-            errors.join("\n  - ")
-        )));
-    }
-    Ok(if drifted.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
-}
-
-async fn status(global: &Global, printer: &Arc<Printer>, json: bool) -> Result<ExitCode, Failure> {
-    let (session, observed, _aws) = observe(global, printer).await?;
-    let rows: Vec<(String, String, String, String)> = observed
-        .iter()
-        .map(|o| {
-            let physical = o.record.physical_id.clone().unwrap_or_default();
-            let state = match &o.live {
-                Err(e) => format!("unreadable: {}", e.message),
-                Ok(None) => "missing (deleted outside provision?)".to_string(),
-                Ok(Some(l)) if !l.ready => l.status.clone().unwrap_or_else(|| "not ready".into()),
-                Ok(Some(l)) => l.status.clone().unwrap_or_else(|| "ok".into()),
-            };
-            (o.id.to_string(), o.noun.clone(), physical, state)
-        })
-        .collect();
-    if json {
-        let items: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(id, noun, physical, state)| json!({"id": id, "noun": noun, "physical_id": physical, "status": state}))
-            .collect();
-        printer::print_json(&json!({"stack": session.project.stack_name(), "resources": items}));
-    } else if rows.is_empty() {
-        printer::print_text(&format!(
-            "{}: nothing deployed.\n",
-            session.project.stack_name()
-        ));
-    } else {
-        let w_id = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-        let w_noun = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-        let mut text = String::new();
-        for (id, noun, physical, state) in &rows {
-            text.push_str(&format!(
-                "{id:<w_id$}  {noun:<w_noun$}  {state}  {physical}\n"
-            ));
-        }
-        printer::print_text(&text);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The graph needs clients to build its kinds, but makes no call: a placeholder
-/// configuration is enough.
-fn graph(
-    global: &Global,
-    printer: &Arc<Printer>,
-    json: bool,
-    dot: bool,
-) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::Full, None)?;
-    let aws = Aws::from_sdk(
-        aws_types::SdkConfig::builder()
-            .region(aws_types::region::Region::new(
-                session.project.config.region.clone(),
-            ))
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build(),
-    );
-    let clients = Clients::new(&aws);
-    let kinds = Kinds::new(&clients, &session.project);
-    let graph = provision_stack::graph(&session.project, &kinds)
-        .map_err(|e| Failure::new(e.to_string()))?;
-    let order = graph.order().map_err(|e| Failure::new(e.to_string()))?;
-    let nodes: Vec<&provision_core::resource::Node> =
-        order.iter().filter_map(|id| graph.get(id)).collect();
-    if json {
-        let items: Vec<serde_json::Value> = nodes
-            .iter()
-            .map(|n| {
-                json!({
-                    "id": n.id,
-                    "kind": n.kind.name(),
-                    "noun": n.kind.noun(),
-                    "name": n.name,
-                    "deps": n.deps.iter().map(|d| json!({
-                        "id": d.id,
-                        "until": match d.until { Until::Ready => "ready", Until::Exists => "exists" },
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        printer::print_json(&json!({ "stack": session.project.stack_name(), "nodes": items }));
-    } else if dot {
-        let mut text = format!(
-            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n",
-            session.project.stack_name()
-        );
-        for n in &nodes {
-            text.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\"];\n",
-                n.id,
-                n.id,
-                n.kind.noun()
-            ));
-            for d in &n.deps {
-                let style = if d.until == Until::Exists {
-                    " [style=dashed]"
-                } else {
-                    ""
-                };
-                text.push_str(&format!("  \"{}\" -> \"{}\"{style};\n", d.id, n.id));
-            }
-        }
-        text.push_str("}\n");
-        printer::print_text(&text);
-    } else {
-        let mut text = String::new();
-        for n in &nodes {
-            let deps: Vec<String> = n
-                .deps
-                .iter()
-                .map(|d| {
-                    if d.until == Until::Exists {
-                        format!("{} (exists)", d.id)
-                    } else {
-                        d.id.to_string()
-                    }
-                })
-                .collect();
-            let after = if deps.is_empty() {
-                String::new()
-            } else {
-                format!("  after {}", deps.join(", "))
-            };
-            text.push_str(&format!("{}  {}{after}\n", n.id, n.kind.noun()));
-        }
-        printer::print_text(&text);
-    }
-    Ok(ExitCode::SUCCESS)
 }
