@@ -1253,6 +1253,37 @@ async fn the_binary_serves_and_is_controlled_over_http() {
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stats["total"], 0, "{stats}");
 
+    // Strict mode: off unless asked for, then switched on over HTTP; a refusal shows in the
+    // stats under its rule.
+    let strict = |body: String| serde_json::from_str::<serde_json::Value>(&body).unwrap();
+    let (status, body) = raw(&addr, "GET", "/__proxy/strict").await;
+    assert_eq!(
+        (status, strict(body)),
+        (
+            200,
+            serde_json::json!({"rules": false, "injections": false})
+        )
+    );
+    let (status, body) = raw(&addr, "POST", "/__proxy/strict?mode=rules").await;
+    assert_eq!(
+        (status, strict(body)),
+        (200, serde_json::json!({"rules": true, "injections": false}))
+    );
+    assert_eq!(
+        raw(&addr, "POST", "/__proxy/strict?mode=loose").await.0,
+        400
+    );
+    let refused = aws_sdk_iam::Client::new(&sdk)
+        .create_role()
+        .role_name("a role")
+        .assume_role_policy_document(LAMBDA_TRUST)
+        .send()
+        .await;
+    assert_eq!(failure(refused).1, "ValidationError");
+    let (_, body) = raw(&addr, "GET", "/__proxy/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["strict"]["refused"]["iam.role_name"], 1, "{stats}");
+
     // --print-model gives the same table for a benchmark's critical path, unscaled.
     let printed = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision-proxy"))
         .args(["--print-model", "--latency", "endpoint=600"])
