@@ -165,7 +165,40 @@ fn ip_address_type(kind: Option<&str>, subnets: &[&str], known: &Known<'_>) -> O
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{form, rule};
+    use std::collections::HashSet;
+
+    use super::super::super::request::Request;
+    use super::super::Known;
+    use super::super::testing::{call, form, rule};
+
+    #[test]
+    fn dualstack_needs_ipv6_subnets() {
+        let ipv4: HashSet<String> = HashSet::from(["subnet-4".to_string()]);
+        let known = Known {
+            ipv4_subnets: Some(&ipv4),
+            ..Known::default()
+        };
+        let create = call("elasticloadbalancing", "CreateLoadBalancer");
+        let check = |kind: &str, subnet: &str| {
+            let form: Vec<(String, String)> = [
+                ("Name", "alb"),
+                ("IpAddressType", kind),
+                ("Subnets.member.1", subnet),
+                ("Subnets.member.2", "subnet-6"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            super::check(&Request::new(&create, &form, b"", "/"), &known).map(|v| v.rule)
+        };
+        assert_eq!(check("ipv4", "subnet-4"), None);
+        assert_eq!(check("dualstack", "subnet-6b"), None);
+        assert_eq!(
+            check("dualstack", "subnet-4"),
+            Some("elbv2.ip_address_type")
+        );
+        assert_eq!(check("ipv6", "subnet-6b"), Some("elbv2.ip_address_type"));
+    }
 
     #[test]
     fn load_balancer_and_target_group_names() {
