@@ -1,6 +1,8 @@
 //! Test infrastructure: a real AWS emulator (moto's server) on loopback, one per test, so
 //! tests never share state and run in parallel; and [`proxy`], a fault-injecting,
-//! latency-modelling proxy to put between provision and the emulator.
+//! latency-modelling proxy to put between provision and the emulator, whose strict mode
+//! ([`proxy::Strict`]) refuses what real AWS refuses and the emulator accepts, and injects the
+//! eventual-consistency errors real AWS gives and the emulator never does.
 
 pub mod proxy;
 

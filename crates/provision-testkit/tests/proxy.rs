@@ -1253,6 +1253,37 @@ async fn the_binary_serves_and_is_controlled_over_http() {
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stats["total"], 0, "{stats}");
 
+    // Strict mode: off unless asked for, then switched on over HTTP; a refusal shows in the
+    // stats under its rule.
+    let strict = |body: String| serde_json::from_str::<serde_json::Value>(&body).unwrap();
+    let (status, body) = raw(&addr, "GET", "/__proxy/strict").await;
+    assert_eq!(
+        (status, strict(body)),
+        (
+            200,
+            serde_json::json!({"rules": false, "injections": false})
+        )
+    );
+    let (status, body) = raw(&addr, "POST", "/__proxy/strict?mode=rules").await;
+    assert_eq!(
+        (status, strict(body)),
+        (200, serde_json::json!({"rules": true, "injections": false}))
+    );
+    assert_eq!(
+        raw(&addr, "POST", "/__proxy/strict?mode=loose").await.0,
+        400
+    );
+    let refused = aws_sdk_iam::Client::new(&sdk)
+        .create_role()
+        .role_name("a role")
+        .assume_role_policy_document(LAMBDA_TRUST)
+        .send()
+        .await;
+    assert_eq!(failure(refused).1, "ValidationError");
+    let (_, body) = raw(&addr, "GET", "/__proxy/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["strict"]["refused"]["iam.role_name"], 1, "{stats}");
+
     // --print-model gives the same table for a benchmark's critical path, unscaled.
     let printed = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision-proxy"))
         .args(["--print-model", "--latency", "endpoint=600"])
@@ -1269,4 +1300,705 @@ async fn the_binary_serves_and_is_controlled_over_http() {
         .unwrap();
     assert_eq!(endpoint["aws_seconds"], 600.0);
     child.kill().await.unwrap();
+}
+
+/// A proxy in strict mode `strict` and an SDK with one attempt per call, so each refusal and
+/// injection is seen as the client gets it.
+async fn strict_rig(strict: provision_testkit::proxy::Strict) -> (Rig, SdkConfig) {
+    let rig = rig(|c| ProxyConfig {
+        strict: Some(strict),
+        ..c
+    })
+    .await;
+    let sdk = sdk(rig.proxy.url(), 1).await;
+    (rig, sdk)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_rules_refuse_what_aws_refuses_in_each_services_wire_shape() {
+    use provision_testkit::proxy::Strict;
+    let (rig, sdk) = strict_rig(Strict {
+        rules: true,
+        injections: false,
+    })
+    .await;
+    let direct = self::sdk(rig.emulator.url(), 1).await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.7.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+
+    // EC2 (its own query dialect): an apostrophe in a security group description.
+    let sg = |description: &'static str| {
+        ec2.create_security_group()
+            .vpc_id(&vpc)
+            .group_name("app-alb")
+            .description(description)
+            .send()
+    };
+    assert_eq!(
+        failure(sg("The app's load balancer").await),
+        (
+            400,
+            "InvalidParameterValue".into(),
+            "Invalid security group description. Valid descriptions are strings less than 256 characters from the following set:  a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*".into()
+        )
+    );
+    // Nothing was forwarded: the group does not exist.
+    let groups = aws_sdk_ec2::Client::new(&sdk)
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("app-alb")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(groups.security_groups().is_empty());
+    sg("The load balancer").await.unwrap();
+
+    // IAM (query XML with <Type>Sender</Type>).
+    let (status, code, message) = failure(
+        aws_sdk_iam::Client::new(&sdk)
+            .create_role()
+            .role_name("app role")
+            .assume_role_policy_document(LAMBDA_TRUST)
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "ValidationError"));
+    assert!(message.contains("'roleName'"), "{message}");
+
+    // ELBv2 (query XML).
+    let (status, code, _) = failure(
+        aws_sdk_elasticloadbalancingv2::Client::new(&sdk)
+            .create_target_group()
+            .name("app_targets")
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(8501)
+            .vpc_id(&vpc)
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "ValidationError"));
+
+    // ACM (JSON 1.1 `__type`).
+    let acm = aws_sdk_acm::Client::new(&sdk);
+    let err = acm
+        .request_certificate()
+        .domain_name("app.example.test")
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .idempotency_token("app-example-test")
+        .send()
+        .await
+        .expect_err("a hyphen is not \\w");
+    assert_eq!(err.code(), Some("ValidationException"));
+
+    // ECS: typed by the SDK as its ClientException.
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let err = ecs
+        .register_task_definition()
+        .family("app")
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .cpu("512")
+        .memory("512")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("app:1")
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("512 CPU with 512 MiB is no Fargate size");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_client_exception()),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.message(),
+        Some(
+            "No Fargate configuration exists for given values: 512 CPU, 512 memory. See the Amazon ECS documentation for the valid values."
+        )
+    );
+    // ... and its tags rule, typed as InvalidParameterException.
+    let err = ecs
+        .create_cluster()
+        .cluster_name("c")
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("aws:owner")
+                .value("me")
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("aws: is reserved");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{err:?}"
+    );
+
+    // Lambda (REST-JSON with x-amzn-ErrorType).
+    let (status, code, _) = failure(
+        aws_sdk_lambda::Client::new(&sdk)
+            .create_function()
+            .function_name("f")
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .handler("app.handler")
+            .role("arn:aws:iam::123456789012:role/r")
+            .memory_size(64)
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(empty_zip())
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "ValidationException"));
+
+    // SageMaker (JSON 1.1).
+    let (status, code, message) = failure(
+        aws_sdk_sagemaker::Client::new(&sdk)
+            .create_endpoint_config()
+            .endpoint_config_name("c")
+            .production_variants(
+                aws_sdk_sagemaker::types::ProductionVariant::builder()
+                    .variant_name("AllTraffic")
+                    .model_name("m")
+                    .serverless_config(
+                        aws_sdk_sagemaker::types::ProductionVariantServerlessConfig::builder()
+                            .memory_size_in_mb(3000)
+                            .max_concurrency(1)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "ValidationException"));
+    assert!(message.contains("memorySizeInMB"), "{message}");
+
+    // CloudWatch Logs and ECR (JSON 1.1).
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    logs.create_log_group()
+        .log_group_name("/ecs/app")
+        .send()
+        .await
+        .unwrap();
+    let err = logs
+        .put_retention_policy()
+        .log_group_name("/ecs/app")
+        .retention_in_days(31)
+        .send()
+        .await
+        .expect_err("31 days is no retention period");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{err:?}"
+    );
+    let err = aws_sdk_ecr::Client::new(&sdk)
+        .create_repository()
+        .repository_name("App")
+        .send()
+        .await
+        .expect_err("repository names are lowercase");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{err:?}"
+    );
+
+    // Route 53 (REST-XML): a CNAME at the apex of a zone made without the proxy.
+    let zone = aws_sdk_route53::Client::new(&direct)
+        .create_hosted_zone()
+        .name("example.test")
+        .caller_reference("strict")
+        .send()
+        .await
+        .unwrap();
+    let zone = zone.hosted_zone().unwrap().id().to_string();
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let cname = |name: &str| {
+        ChangeBatch::builder()
+            .changes(
+                Change::builder()
+                    .action(ChangeAction::Upsert)
+                    .resource_record_set(
+                        ResourceRecordSet::builder()
+                            .name(name)
+                            .r#type(RrType::Cname)
+                            .ttl(300)
+                            .resource_records(
+                                ResourceRecord::builder()
+                                    .value("lb.example.net")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let route53 = aws_sdk_route53::Client::new(&sdk);
+    let err = route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(cname("example.test."))
+        .send()
+        .await
+        .expect_err("no CNAME at the apex");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_invalid_change_batch()),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.message(),
+        Some(
+            "[RRSet of type CNAME with DNS name example.test. is not permitted at apex in zone example.test.]"
+        )
+    );
+    route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(cname("www.example.test."))
+        .send()
+        .await
+        .unwrap();
+
+    let stats = rig.proxy.stats();
+    for rule in [
+        "ec2.security_group_description",
+        "iam.role_name",
+        "elbv2.target_group_name",
+        "acm.idempotency_token",
+        "ecs.fargate_task_size",
+        "tags.aws_prefix",
+        "lambda.memory_size",
+        "sagemaker.serverless_memory",
+        "logs.retention_in_days",
+        "ecr.repository_name",
+        "route53.cname_at_apex",
+    ] {
+        assert_eq!(
+            stats.strict.refused.get(rule),
+            Some(&1),
+            "{rule}: {:#?}",
+            stats.strict
+        );
+    }
+    assert_eq!(stats.strict.refusals(), 11, "{:#?}", stats.strict);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acm_answers_a_token_seen_within_the_hour_with_its_first_certificate_even_deleted() {
+    use provision_testkit::proxy::Strict;
+    let (rig, sdk) = strict_rig(Strict::all()).await;
+    let acm = aws_sdk_acm::Client::new(&sdk);
+    let request = || {
+        acm.request_certificate()
+            .domain_name("app.example.test")
+            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+            .idempotency_token("provisionlocal")
+            .send()
+    };
+    let first = request()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    acm.delete_certificate()
+        .certificate_arn(&first)
+        .send()
+        .await
+        .unwrap();
+    let again = request()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    assert_eq!(again, first, "ACM remembers the token for an hour");
+    let gone = acm
+        .describe_certificate()
+        .certificate_arn(&again)
+        .send()
+        .await;
+    assert_eq!(failure(gone).1, "ResourceNotFoundException");
+    let stats = rig.proxy.stats();
+    assert_eq!(
+        stats
+            .strict
+            .replayed
+            .get("acm_idempotency_token_deleted_certificate"),
+        Some(&1),
+        "{:#?}",
+        stats.strict
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_injections_come_once_per_new_resource_in_each_services_wire_shape() {
+    use provision_testkit::proxy::{Injection, Strict};
+    let (rig, sdk) = strict_rig(Strict {
+        rules: false,
+        injections: true,
+    })
+    .await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+
+    /// The error of the first try, then the retry's success.
+    macro_rules! once {
+        ($call:expr, $status:expr, $code:expr, $message:expr) => {{
+            let (status, code, message) = failure($call.send().await);
+            assert_eq!((status, code.as_str()), ($status, $code), "{message}");
+            let expected: String = $message;
+            assert!(
+                message.starts_with(&expected),
+                "{message:?} is not {expected:?}"
+            );
+            $call.send().await.expect("the retry goes through")
+        }};
+    }
+
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.8.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    once!(
+        ec2.modify_vpc_attribute()
+            .vpc_id(&vpc)
+            .enable_dns_hostnames(
+                aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                    .value(true)
+                    .build()
+            ),
+        400,
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{vpc}' does not exist")
+    );
+    once!(
+        ec2.create_tags().resources(&vpc).tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Name")
+                .value("v")
+                .build()
+        ),
+        400,
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{vpc}' does not exist")
+    );
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.8.1.0/24")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    let subnet_b = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.8.2.0/24")
+        .availability_zone("us-east-1b")
+        .send()
+        .await
+        .unwrap();
+    let subnet_b = subnet_b.subnet().unwrap().subnet_id().unwrap().to_string();
+    once!(
+        ec2.modify_subnet_attribute()
+            .subnet_id(&subnet)
+            .map_public_ip_on_launch(
+                aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                    .value(true)
+                    .build()
+            ),
+        400,
+        "InvalidSubnetID.NotFound",
+        format!("The subnet ID '{subnet}' does not exist")
+    );
+    let group = ec2
+        .create_security_group()
+        .vpc_id(&vpc)
+        .group_name("g")
+        .description("g")
+        .send()
+        .await
+        .unwrap();
+    let group = group.group_id().unwrap().to_string();
+    once!(
+        ec2.authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_protocol("tcp")
+            .from_port(443)
+            .to_port(443)
+            .cidr_ip("0.0.0.0/0"),
+        400,
+        "InvalidGroup.NotFound",
+        format!("The security group '{group}' does not exist")
+    );
+    let igw = ec2.create_internet_gateway().send().await.unwrap();
+    let igw = igw
+        .internet_gateway()
+        .unwrap()
+        .internet_gateway_id()
+        .unwrap()
+        .to_string();
+    once!(
+        ec2.attach_internet_gateway()
+            .internet_gateway_id(&igw)
+            .vpc_id(&vpc),
+        400,
+        "InvalidInternetGatewayID.NotFound",
+        format!("The internetGateway ID '{igw}' does not exist")
+    );
+    let table = ec2.create_route_table().vpc_id(&vpc).send().await.unwrap();
+    let table = table
+        .route_table()
+        .unwrap()
+        .route_table_id()
+        .unwrap()
+        .to_string();
+    once!(
+        ec2.create_route()
+            .route_table_id(&table)
+            .destination_cidr_block("0.0.0.0/0")
+            .gateway_id(&igw),
+        400,
+        "InvalidRouteTableID.NotFound",
+        format!("The routeTable ID '{table}' does not exist")
+    );
+    // Once per resource: the association of the same table goes through at once.
+    ec2.associate_route_table()
+        .route_table_id(&table)
+        .subnet_id(&subnet)
+        .send()
+        .await
+        .unwrap();
+
+    // IAM propagation, as Lambda (REST-JSON) and SageMaker (JSON 1.1) report it.
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let role = iam
+        .create_role()
+        .role_name("fn-role")
+        .assume_role_policy_document(LAMBDA_TRUST)
+        .send()
+        .await
+        .unwrap();
+    let role = role.role().unwrap().arn().to_string();
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    once!(
+        lambda
+            .create_function()
+            .function_name("f")
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .handler("app.handler")
+            .role(&role)
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(empty_zip())
+                    .build()
+            ),
+        400,
+        "InvalidParameterValueException",
+        "The role defined for the function cannot be assumed by Lambda.".to_string()
+    );
+    let sm_role = iam
+        .create_role()
+        .role_name("sm-role")
+        .assume_role_policy_document(SAGEMAKER_TRUST)
+        .send()
+        .await
+        .unwrap();
+    let sm_role = sm_role.role().unwrap().arn().to_string();
+    let sagemaker = aws_sdk_sagemaker::Client::new(&sdk);
+    let create_model = || {
+        sagemaker
+            .create_model()
+            .model_name("m")
+            .execution_role_arn(&sm_role)
+            .primary_container(
+                aws_sdk_sagemaker::types::ContainerDefinition::builder()
+                    .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1")
+                    .model_data_url("s3://models/m.tar.gz")
+                    .build(),
+            )
+            .send()
+    };
+    let (status, code, message) = failure(create_model().await);
+    assert_eq!((status, code.as_str()), (400, "ValidationException"));
+    assert!(
+        message.starts_with(&format!("Could not assume role {sm_role}.")),
+        "{message}"
+    );
+    let (status, code, message) = failure(create_model().await);
+    assert_eq!((status, code.as_str()), (400, "ValidationException"));
+    assert!(
+        message.starts_with("Could not access model data at s3://models/m.tar.gz."),
+        "{message}"
+    );
+    create_model().await.unwrap();
+
+    // ELBv2: a certificate issued moments ago is not found yet.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let lb = elb
+        .create_load_balancer()
+        .name("lb")
+        .subnets(&subnet)
+        .subnets(&subnet_b)
+        .send()
+        .await
+        .unwrap();
+    let lb = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let target_group = elb
+        .create_target_group()
+        .name("tg")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(8501)
+        .vpc_id(&vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .send()
+        .await
+        .unwrap();
+    let target_group = target_group.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let cert = aws_sdk_acm::Client::new(&sdk)
+        .request_certificate()
+        .domain_name("app.example.test")
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap();
+    let cert = cert.certificate_arn().unwrap().to_string();
+    let err = elb
+        .create_listener()
+        .load_balancer_arn(&lb)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Https)
+        .port(443)
+        .certificates(
+            aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                .certificate_arn(&cert)
+                .build(),
+        )
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&target_group)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("the new certificate is not found yet");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_certificate_not_found_exception()),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.message(),
+        Some(format!("Certificate '{cert}' not found").as_str())
+    );
+
+    // ECS on a fresh account, a new cluster, a new target group.
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    once!(
+        ecs.create_cluster().cluster_name("c"),
+        400,
+        "InvalidParameterException",
+        "Unable to assume the service linked role. Please verify that the ECS service linked role exists.".to_string()
+    );
+    ecs.register_task_definition()
+        .family("t")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("app:1")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let create_service = || {
+        ecs.create_service()
+            .cluster("c")
+            .service_name("s")
+            .task_definition("t")
+            .desired_count(1)
+            .load_balancers(
+                aws_sdk_ecs::types::LoadBalancer::builder()
+                    .target_group_arn(&target_group)
+                    .container_name("app")
+                    .container_port(8501)
+                    .build(),
+            )
+            .send()
+    };
+    let err = create_service().await.expect_err("the service-linked role");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{err:?}"
+    );
+    assert!(
+        err.message()
+            .unwrap_or("")
+            .starts_with("Unable to assume the service linked role")
+    );
+    let err = create_service().await.expect_err("the new cluster");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_cluster_not_found_exception()),
+        "{err:?}"
+    );
+    let err = create_service().await.expect_err("the new target group");
+    assert_eq!(
+        err.message(),
+        Some(format!("The target group with targetGroupArn {target_group} does not have an associated load balancer.").as_str())
+    );
+    create_service().await.unwrap();
+
+    let stats = rig.proxy.stats();
+    let expected: std::collections::BTreeMap<String, u64> = Injection::ALL
+        .iter()
+        .map(|i| {
+            let n = if *i == Injection::EcsServiceLinkedRole {
+                2
+            } else {
+                1
+            };
+            (i.name().to_string(), n)
+        })
+        .collect();
+    assert_eq!(stats.strict.injected, expected);
+    assert_eq!(stats.strict.refusals(), 0);
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use provision_testkit::proxy::{
-    DropReply, FaultFilter, Faults, Latency, Modelled, Proxy, ProxyConfig,
+    DropReply, FaultFilter, Faults, Latency, Modelled, Proxy, ProxyConfig, Strict,
 };
 
 #[derive(Parser, Debug)]
@@ -65,6 +65,10 @@ struct Args {
     /// Certificates issue after their time whether or not their validation records were seen.
     #[arg(long)]
     certificates_without_records: bool,
+    /// Strict mode: AWS's input rules and transient errors. `--strict` alone is `all`; `rules`
+    /// or `injections` turns on one part.
+    #[arg(long, num_args = 0..=1, default_missing_value = "all", value_parser = strict_mode)]
+    strict: Option<Strict>,
     /// Prints the latency model's times as JSON (for a critical path) and exits.
     #[arg(long)]
     print_model: bool,
@@ -84,6 +88,10 @@ fn drop_style(s: &str) -> Result<DropReply, String> {
         "either" => Ok(DropReply::Either),
         _ => Err(format!("{s:?} is not reset, server-error or either")),
     }
+}
+
+fn strict_mode(s: &str) -> Result<Strict, String> {
+    s.parse().map_err(|e| format!("{e}"))
 }
 
 fn latency_override(s: &str) -> Result<(Modelled, Duration), String> {
@@ -152,6 +160,7 @@ async fn main() -> ExitCode {
             },
         },
         latency,
+        strict: args.strict,
     };
     let proxy = match Proxy::start(config).await {
         Ok(proxy) => proxy,

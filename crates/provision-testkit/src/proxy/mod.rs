@@ -12,7 +12,15 @@
 //!   call's reply is back from the emulator (and every earlier forwarded call's too), it
 //!   answers nothing more, so a test can SIGKILL the client at a deterministic point;
 //! - **models AWS latency** ([`Latency`]): slow resources read back pending until their
-//!   scaled time has passed, and new IAM roles cannot be used at once.
+//!   scaled time has passed, and new IAM roles cannot be used at once;
+//! - in **strict mode** ([`Strict`]), refuses what real AWS refuses and the emulator accepts
+//!   (each operation's input rules from the API reference: character sets, lengths, ranges,
+//!   Fargate sizes, tags, Route 53 record rules...), answers a reused ACM idempotency token
+//!   with the certificate it first produced, and injects, once per resource, the
+//!   eventual-consistency errors AWS gives and the emulator never does (a new VPC or group
+//!   `NotFound`, the ECS service-linked role, a new IAM role Lambda or SageMaker cannot
+//!   assume yet, a new certificate ELB cannot find yet). See the `strict` module for every
+//!   rule and injection with its source.
 //!
 //! ```ignore
 //! let emulator = Emulator::start()?;
@@ -40,12 +48,14 @@
 //! | `POST /__proxy/unfreeze` | [`Proxy::unfreeze`] |
 //! | `GET /__proxy/faults`, `POST /__proxy/faults?throttle=R&...` | read or change [`Faults`] (fields as query parameters; `delay_max_ms`, `drop_reply_as=reset\|server-error\|either`, `mutating_only`, `services=a,b`, `operations=x,y`) |
 //! | `GET /__proxy/model` | the latency model's times ([`ModelledTime`]) as JSON, 404 without a model |
+//! | `GET /__proxy/strict`, `POST /__proxy/strict?mode=all\|rules\|injections\|off` (or `rules=B&injections=B`) | read or change [`Strict`] |
 //!
 //! Requests to moto's own `/moto-api` are forwarded untouched and uncounted.
 
 mod call;
 mod model;
 mod stats;
+mod strict;
 mod wire;
 mod xml;
 
@@ -70,7 +80,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use call::{Call, Protocol, is_mutating};
 pub use model::{Latency, Modelled, ModelledTime, UnknownModelled};
-pub use stats::{FaultCounts, OperationStats, Stats};
+pub use stats::{FaultCounts, OperationStats, Stats, StrictCounts};
+pub use strict::{Injection, Strict, UnknownStrict};
 
 use call::RequestParts;
 use model::{Exchange, Model};
@@ -88,6 +99,8 @@ pub struct ProxyConfig {
     pub faults: Faults,
     /// AWS's slow resources, scaled; `None` forwards states as the emulator reports them.
     pub latency: Option<Latency>,
+    /// AWS's input rules and transient errors; `None` is off (as `Some(Strict::default())`).
+    pub strict: Option<Strict>,
 }
 
 impl ProxyConfig {
@@ -99,6 +112,7 @@ impl ProxyConfig {
             seed: 0,
             faults: Faults::none(),
             latency: None,
+            strict: None,
         }
     }
 }
@@ -235,6 +249,7 @@ impl Proxy {
             seed: config.seed,
             faults: Mutex::new(config.faults),
             model: config.latency.map(Model::new),
+            strict: strict::Enforcer::new(config.strict.unwrap_or_default()),
             client: Client::builder(TokioExecutor::new()).build_http(),
             counters: Mutex::new(Counters::default()),
             gate: Mutex::new(Gate::default()),
@@ -352,6 +367,7 @@ struct Shared {
     seed: u64,
     faults: Mutex<Faults>,
     model: Option<Model>,
+    strict: strict::Enforcer,
     client: Client<HttpConnector, Full<Bytes>>,
     counters: Mutex<Counters>,
     gate: Mutex<Gate>,
@@ -646,6 +662,31 @@ impl Shared {
         });
     }
 
+    /// Counts a strict refusal, replay or injection under `name`, logging refusals and
+    /// replays for assertion messages.
+    fn count_strict(
+        &self,
+        call: &Call,
+        kind: StrictKind,
+        name: &str,
+        error: Option<&wire::AwsError>,
+    ) {
+        self.count(|s| {
+            let counts = &mut s.strict;
+            let map = match kind {
+                StrictKind::Refused => &mut counts.refused,
+                StrictKind::Injected => &mut counts.injected,
+                StrictKind::Replayed => &mut counts.replayed,
+            };
+            *map.entry(name.to_string()).or_default() += 1;
+            if kind != StrictKind::Injected && counts.log.len() < StrictCounts::LOGGED {
+                let detail =
+                    error.map_or(String::new(), |e| format!(": {}: {}", e.code, e.message));
+                counts.log.push(format!("{} {name}{detail}", call.key()));
+            }
+        });
+    }
+
     fn count_modelled(&self, kinds: &[Modelled]) {
         if kinds.is_empty() {
             return;
@@ -657,6 +698,55 @@ impl Shared {
             }
         });
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StrictKind {
+    Refused,
+    Injected,
+    Replayed,
+}
+
+/// Reads a hosted zone's name from the emulator for strict mode's Route 53 rules (the zone
+/// may have been made without the proxy). Best effort: without it those rules skip the zone.
+async fn learn_zone(shared: &Shared, headers: &HeaderMap, id: &str) {
+    let Ok(mut request) = Request::builder()
+        .method(Method::GET)
+        .uri(format!("{}/2013-04-01/hostedzone/{id}", shared.upstream))
+        .body(Full::new(Bytes::new()))
+    else {
+        return;
+    };
+    // The emulator reads the account and region from the credential scope.
+    for name in [header::AUTHORIZATION.as_str(), "x-amz-date"] {
+        if let Some(v) = headers.get(name) {
+            request.headers_mut().insert(name, v.clone());
+        }
+    }
+    if let Ok(response) = shared.client.request(request).await
+        && response.status().is_success()
+        && let Ok(body) = response.into_body().collect().await
+    {
+        shared.strict.learn_zone(id, &body.to_bytes());
+    }
+}
+
+/// A successful JSON reply written by the proxy itself (ACM's idempotency memory).
+fn json_reply(call: &Call, body: String, shape: &Shape<'_>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let content_type = shape
+        .content_type
+        .filter(|ct| ct.starts_with("application/x-amz-json"))
+        .unwrap_or("application/x-amz-json-1.1")
+        .to_string();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(shape.request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    let _ = call;
+    response
 }
 
 /// Hop-by-hop headers, which belong to one connection and are not forwarded.
@@ -743,10 +833,36 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
         path: &path,
         body: &body,
     };
+    let request = strict::Request::new(&call, &form, &body, &path);
+    if let Some(zone) = shared.strict.zone_to_learn(&call, &path) {
+        learn_zone(&shared, &parts.headers, &zone).await;
+    }
+    match shared.strict.check(&request) {
+        Some(strict::Verdict::Refuse { rule, error }) => {
+            shared.count_strict(&call, StrictKind::Refused, rule, Some(&error));
+            return shared.deliver(wire::render(&call, &error, &shape)).await;
+        }
+        Some(strict::Verdict::Replay { name, body }) => {
+            shared.count_strict(&call, StrictKind::Replayed, name, None);
+            return shared.deliver(json_reply(&call, body, &shape)).await;
+        }
+        _ => {}
+    }
     if let Some(model) = &shared.model
         && let Some((kind, error)) = model.refuse(&exchange)
     {
         shared.count_modelled(&[kind]);
+        // The model's refusal of a new role is the strict injection for that role too.
+        if kind == Modelled::RolePropagation
+            && shared.strict.settings().injections
+            && let Some(injection) = shared.strict.model_refused_role(&request)
+        {
+            shared.count_strict(&call, StrictKind::Injected, injection.name(), None);
+        }
+        return shared.deliver(wire::render(&call, &error, &shape)).await;
+    }
+    if let Some(strict::Verdict::Inject { injection, error }) = shared.strict.inject(&request) {
+        shared.count_strict(&call, StrictKind::Injected, injection.name(), None);
         return shared.deliver(wire::render(&call, &error, &shape)).await;
     }
 
@@ -775,6 +891,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
     };
 
     if status.is_success() {
+        shared.strict.observe(&request, &reply);
         if let Some(model) = &shared.model {
             let observed = model.observe(&exchange, &reply);
             shared.count_modelled(&observed.pending);
@@ -954,6 +1071,29 @@ async fn control(
             Some(model) => json_response(StatusCode::OK, &model.latency().table()),
             None => text_response(StatusCode::NOT_FOUND, "no latency model".into()),
         },
+        ("GET", "/__proxy/strict") => json_response(StatusCode::OK, &shared.strict.settings()),
+        ("POST", "/__proxy/strict") => {
+            let mut settings = shared.strict.settings();
+            let flag = |v: &str| v == "true" || v == "1";
+            for (key, value) in &params {
+                match key.as_str() {
+                    "mode" => match value.parse::<Strict>() {
+                        Ok(s) => settings = s,
+                        Err(e) => return text_response(StatusCode::BAD_REQUEST, e.to_string()),
+                    },
+                    "rules" => settings.rules = flag(value),
+                    "injections" => settings.injections = flag(value),
+                    _ => {
+                        return text_response(
+                            StatusCode::BAD_REQUEST,
+                            format!("unknown strict setting {key:?} (mode, rules, injections)"),
+                        );
+                    }
+                }
+            }
+            shared.strict.set(settings);
+            json_response(StatusCode::OK, &settings)
+        }
         ("GET", "/__proxy/health") => ok(),
         _ => text_response(
             StatusCode::NOT_FOUND,

@@ -1043,14 +1043,9 @@ fn lambda_function_in_path(path: &str) -> Option<String> {
     Some((*name).to_string())
 }
 
+/// The same words as strict mode's injection of it (one copy of AWS's message).
 fn sagemaker_role_error(role: &str) -> AwsError {
-    AwsError {
-        status: StatusCode::BAD_REQUEST,
-        code: "ValidationException",
-        message: format!(
-            "Could not assume role {role}. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role."
-        ),
-    }
+    super::strict::sagemaker_role_error(role)
 }
 
 /// ELB's answer for a certificate that is not issued yet; its wording blames the
@@ -1066,11 +1061,7 @@ fn unsupported_certificate(arn: &str) -> AwsError {
 }
 
 fn lambda_role_error(_role: &str) -> AwsError {
-    AwsError {
-        status: StatusCode::BAD_REQUEST,
-        code: "InvalidParameterValueException",
-        message: "The role defined for the function cannot be assumed by Lambda.".into(),
-    }
+    super::strict::lambda_role_error()
 }
 
 #[cfg(test)]

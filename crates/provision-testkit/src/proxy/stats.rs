@@ -23,6 +23,32 @@ pub struct Stats {
     /// Responses the latency model changed (a resource shown still pending) and calls it
     /// refused (a role not yet usable...), by modelled kind.
     pub modelled: BTreeMap<String, u64>,
+    /// What strict mode refused, injected and replayed.
+    pub strict: StrictCounts,
+}
+
+/// Strict mode's doings ([`Strict`](crate::proxy::Strict)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StrictCounts {
+    /// Requests refused, by rule (`ec2.security_group_description`...).
+    pub refused: BTreeMap<String, u64>,
+    /// Transient errors injected, by [`Injection`](crate::proxy::Injection) name.
+    pub injected: BTreeMap<String, u64>,
+    /// ACM requests answered from the idempotency memory (`acm_idempotency_token`, and
+    /// `acm_idempotency_token_deleted_certificate` when that ARN's certificate was deleted).
+    pub replayed: BTreeMap<String, u64>,
+    /// The first refusals and replays, `service:Operation rule: Code: message`, for
+    /// assertion messages (at most [`StrictCounts::LOGGED`]).
+    pub log: Vec<String>,
+}
+
+impl StrictCounts {
+    pub const LOGGED: usize = 100;
+
+    /// Refusals of every rule.
+    pub fn refusals(&self) -> u64 {
+        self.refused.values().sum()
+    }
 }
 
 /// The calls of one operation.

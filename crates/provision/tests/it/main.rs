@@ -23,5 +23,6 @@ mod ownership;
 mod printer;
 mod remote_state;
 mod secrets;
+mod strict;
 mod teardown;
 mod web;
