@@ -20,6 +20,7 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 import backends
@@ -352,6 +353,32 @@ def test_the_app_log_is_written_to_stdout_one_line_per_failure(fill_mask_page, a
         r"SageMaker endpoint 'sentiment-unmasking' failed \(missing\): code=ValidationError status=400 .*",
         line,
     )
+
+
+@pytest.fixture
+def deployed_config(monkeypatch):
+    """The app's own .streamlit/config.toml, which Streamlit reads from the working directory, as in the image."""
+    monkeypatch.chdir(APP)
+    streamlit_config.get_config_options(force_reparse=True)
+    yield
+    monkeypatch.undo()
+    streamlit_config.get_config_options(force_reparse=True)
+
+
+def test_a_bug_in_a_page_shows_no_exception_or_stack_trace(deployed_config, fill_mask_page, monkeypatch):
+    def broken(*_):
+        raise RuntimeError("secret internals in /app/backends.py")
+
+    monkeypatch.setattr(backends, "fill_mask", broken)
+
+    fill_mask_page.text_area[0].input("The film was <mask>.")
+    app = fill_mask_page.button[0].click().run()
+
+    [shown] = app.exception
+    assert shown.message.startswith("This app has encountered an error.")
+    assert not shown.stack_trace
+    assert "secret internals" not in page_text(app)
+    assert "RuntimeError" not in page_text(app)
 
 
 def test_input_the_model_rejects_is_reported_as_such(fill_mask_page, aws):
