@@ -2,7 +2,10 @@
 
 import streamlit as st
 
+import app_log
 import demos
+
+app_log.configure()  # before any page runs, so their records reach stdout and CloudWatch
 
 st.set_page_config(page_title=demos.app_title(), page_icon=":material/psychology:", layout="centered")
 

@@ -10,7 +10,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+import app_log
+import demos
 from backends import BackendError, TokenAttribution
+
+log = app_log.logger("ui")
 
 
 def backend_name(variable: str) -> str:
@@ -21,18 +25,31 @@ def backend_name(variable: str) -> str:
     """
     name = os.environ.get(variable, "").strip()
     if not name:
-        st.error(f"This page needs the environment variable `{variable}`, which is not set.")
+        page = next((demo.title for demo in demos.DEMOS if demo.variable == variable), "a page")
+        log.warning("%s: the environment variable %s is not set, so the page has no model to call", page, variable)
+        st.info("The model behind this page is not available right now. Please come back later.")
         st.stop()
     return name
 
 
 def show_backend_error(error: BackendError) -> None:
-    if error.kind in ("cold", "rejected"):
-        st.warning(error.message, icon=":material/hourglass_top:" if error.kind == "cold" else None)
+    """The visitor's side of a failed call; the operator's side is already in the app's log.
+
+    Text that came from a backend is shown with `st.code`, which displays it
+    verbatim: neither Markdown nor HTML in it is ever rendered.
+    """
+    if error.kind == "cold":
+        st.warning(error.message, icon=":material/hourglass_top:")
+    elif error.kind == "rejected":
+        st.warning(error.message)
+        if error.reason:
+            with st.expander("What the model said"):
+                st.code(error.reason, language=None, wrap_lines=True)
     else:
         st.error(error.message)
-    with st.expander("Details"):
-        st.code(error.detail, language=None, wrap_lines=True)
+        if error.reply is not None:
+            with st.expander("Reply (not JSON)"):
+                st.code(error.reply, language=None, wrap_lines=True)
 
 
 def score_chart(data: pd.DataFrame, category: str, score: str, *, highest_first: bool = True) -> None:

@@ -1,16 +1,19 @@
 import streamlit as st
 
+import app_log
 import demos
 
 st.title(demos.app_title())
 
 available = demos.configured_demos()
 if not available:
-    variables = ", ".join(f"`{demo.variable}`" for demo in demos.DEMOS)
-    st.info(
-        f"No model backend is configured yet. Each page appears once its environment variable "
-        f"({variables}) names a deployed SageMaker endpoint or Lambda function; `provision up` sets them."
+    # Visitors cannot fix this; the operator reads the log.
+    app_log.logger("home").warning(
+        "no model is configured: none of the environment variables %s is set. Each page appears once its "
+        "variable names a deployed SageMaker endpoint or Lambda function (the config's environment_variable_name).",
+        ", ".join(demo.variable for demo in demos.DEMOS),
     )
+    st.info("No models are available right now. Please come back later.")
 else:
     st.write("Try the models behind this app:")
     for demo in available:

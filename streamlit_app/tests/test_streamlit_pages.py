@@ -3,13 +3,16 @@
 Each test runs the real entry point (Home.py) and navigates like a user, so
 page registration, forms, rendering and error messages are all exercised.
 The Stubber checks every request against the AWS API model and the exact
-parameters we expect, so no test can reach AWS.
+parameters we expect, so no test can reach AWS. Failures are checked from
+both sides: what a visitor sees on the page, and what the operator finds in
+the app's log.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -17,12 +20,14 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 import backends
 import ui
 
-HOME = str(Path(__file__).resolve().parents[1] / "Home.py")
+APP = Path(__file__).resolve().parents[1]
+HOME = str(APP / "Home.py")
 VARIABLES = (
     "SENTIMENT_UNMASKING_MODEL",
     "SENTIMENT_EXPLANATIONS_MODEL",
@@ -33,8 +38,13 @@ VARIABLES = (
 
 
 def body(value) -> StreamingBody:
-    data = json.dumps(value).encode()
+    data = value if isinstance(value, bytes) else json.dumps(value).encode()
     return StreamingBody(io.BytesIO(data), len(data))
+
+
+def metadata(request_id: str) -> dict:
+    """The ResponseMetadata botocore adds to every successful reply."""
+    return {"RequestId": request_id, "HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
 
 
 class StubbedAws:
@@ -46,10 +56,13 @@ class StubbedAws:
         self.sagemaker = Stubber(self.clients["sagemaker-runtime"])
         self.lambda_ = Stubber(self.clients["lambda"])
 
-    def endpoint_answers(self, endpoint, request, answer):
+    def endpoint_answers(self, endpoint, request, answer, content_type="application/json", request_id=None):
+        response = {"Body": body(answer), "ContentType": content_type}
+        if request_id:
+            response["ResponseMetadata"] = metadata(request_id)
         self.sagemaker.add_response(
             "invoke_endpoint",
-            {"Body": body(answer), "ContentType": "application/json"},
+            response,
             {
                 "EndpointName": endpoint,
                 "ContentType": "application/json",
@@ -58,19 +71,25 @@ class StubbedAws:
             },
         )
 
-    def endpoint_fails(self, code, message, **modeled_fields):
+    def endpoint_fails(self, code, message, status=None, request_id=None, **modeled_fields):
+        if status is None:  # the HTTP status the service model gives this error (ModelError: 424), else 400
+            shape = self.clients["sagemaker-runtime"].meta.service_model.shape_for_error_code(code)
+            status = shape.metadata["error"]["httpStatusCode"] if shape else 400
         self.sagemaker.add_client_error(
             "invoke_endpoint",
             service_error_code=code,
             service_message=message,
-            http_status_code=400,
+            http_status_code=status,
+            response_meta={"RequestId": request_id} if request_id else None,
             modeled_fields=modeled_fields or None,
         )
 
-    def function_answers(self, function, event, answer, function_error=None):
+    def function_answers(self, function, event, answer, function_error=None, request_id=None):
         response = {"StatusCode": 200, "Payload": body(answer)}
         if function_error:
             response["FunctionError"] = function_error
+        if request_id:
+            response["ResponseMetadata"] = metadata(request_id)
         self.lambda_.add_response(
             "invoke",
             response,
@@ -111,6 +130,37 @@ def submit(app: AppTest, text: str, **text_inputs: str) -> AppTest:
     return app
 
 
+def page_text(app: AppTest) -> str:
+    """Everything the page sends to the browser: every element of the main area and the sidebar, as text."""
+    return "\n".join(str(node.proto) for area in (app.main, app.sidebar) for node in area if node.proto is not None)
+
+
+@pytest.fixture
+def operator_log(caplog):
+    """The app's log lines as (level, message), as they reach stdout and so CloudWatch."""
+    caplog.set_level(logging.INFO, logger="app")
+
+    def lines() -> list[tuple[str, str]]:
+        return [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("app.")]
+
+    return lines
+
+
+def log_field(line: str, key: str) -> str:
+    """One `key=value` field of an app log line; quoted values are JSON strings."""
+    start = line.index(f" {key}=") + len(key) + 2
+    if line[start] == '"':
+        return json.JSONDecoder().raw_decode(line, start)[0]
+    return line[start:].split(" ", 1)[0]
+
+
+def assert_no_operator_talk(app: AppTest) -> None:
+    """Visitors are never told to run a command, nor shown an error code or a stack trace."""
+    text = page_text(app)
+    for operator_word in ("provision", "Traceback", "stackTrace", "Exception", "RequestId", "<html", "<!DOCTYPE"):
+        assert operator_word not in text, f"{operator_word!r} shown to visitors"
+
+
 def page_links(app: AppTest) -> list[str]:
     return [link.proto.label for link in app.get("page_link")]
 
@@ -134,12 +184,35 @@ def charts(app: AppTest) -> list:
 # --- navigation ---------------------------------------------------------------------------------------------------
 
 
-def test_without_any_backend_the_home_page_says_what_to_configure():
+def test_without_any_backend_visitors_hear_nothing_is_available_and_the_log_says_what_to_set(operator_log):
     app = open_app()
 
     assert [title.value for title in app.title] == ["Model playground"]
     assert page_links(app) == []
-    assert "SENTIMENT_EXPLANATIONS_MODEL" in app.info[0].value
+    assert app.info[0].value == "No models are available right now. Please come back later."
+    assert "SENTIMENT_EXPLANATIONS_MODEL" not in page_text(app)
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert level == "WARNING"
+    for variable in ("SENTIMENT_EXPLANATIONS_MODEL", "SENTIMENT_UNMASKING_MODEL", "COUNTERFACTUAL_LAMBDA"):
+        assert variable in line
+
+
+def test_a_page_run_without_its_variable_says_the_model_is_not_available(operator_log):
+    # Home.py never registers such a page; this is the page script started on its own.
+    app = AppTest.from_file(str(APP / "app_pages" / "explain.py"), default_timeout=10).run()
+
+    assert not app.exception, app.exception
+    assert app.info[0].value == "The model behind this page is not available right now. Please come back later."
+    assert not app.text_area  # the page stopped before its form
+    assert_no_operator_talk(app)
+    assert operator_log() == [
+        (
+            "WARNING",
+            "Explain a prediction: the environment variable SENTIMENT_EXPLANATIONS_MODEL is not set, "
+            "so the page has no model to call",
+        )
+    ]
 
 
 def test_app_title_names_the_app(monkeypatch):
@@ -220,7 +293,7 @@ def test_fill_mask_needs_exactly_one_mask_before_calling_the_model(fill_mask_pag
     assert not charts(app)
 
 
-def test_a_cold_endpoint_gets_a_friendly_message(fill_mask_page, aws):
+def test_a_cold_endpoint_gets_a_friendly_message(fill_mask_page, aws, operator_log):
     aws.endpoint_fails(
         "ModelError",
         'Received server error (0) from primary with message "Your invocation timed out while waiting for a response from container primary."',
@@ -231,8 +304,12 @@ def test_a_cold_endpoint_gets_a_friendly_message(fill_mask_page, aws):
 
     assert "waking up or busy" in app.warning[0].value
     assert "sentiment-unmasking" in app.warning[0].value
-    assert "timed out" in app.code[0].value  # the technical detail, folded away
     assert not app.error
+    assert "timed out" not in page_text(app)  # the technical detail is for the log
+    [(level, line)] = operator_log()
+    assert level == "WARNING"
+    assert line.startswith("SageMaker endpoint 'sentiment-unmasking' failed (cold): code=ModelError status=424 ")
+    assert "model_status=0" in line and "timed out while waiting" in line
 
 
 def test_a_throttled_endpoint_is_treated_as_busy(fill_mask_page, aws):
@@ -241,13 +318,67 @@ def test_a_throttled_endpoint_is_treated_as_busy(fill_mask_page, aws):
     assert "try again shortly" in submit(fill_mask_page, "The film was <mask>.").warning[0].value
 
 
-def test_a_missing_endpoint_gets_a_friendly_message(fill_mask_page, aws):
-    aws.endpoint_fails("ValidationError", "Endpoint sentiment-unmasking of account 123456789012 not found.")
+def test_a_missing_endpoint_gets_a_friendly_message(fill_mask_page, aws, operator_log):
+    aws.endpoint_fails(
+        "ValidationError",
+        "Endpoint sentiment-unmasking of account 123456789012 not found.",
+        request_id="4c1c3b1e-0f5e-4c2a-9d1e-6f1f0d8a9b10",
+    )
 
     app = submit(fill_mask_page, "The film was <mask>.")
 
-    assert "is not available" in app.error[0].value
-    assert "provision up" in app.error[0].value
+    assert app.error[0].value == "The model 'sentiment-unmasking' is not available right now. Please try again later."
+    assert_no_operator_talk(app)
+    assert "123456789012" not in page_text(app)
+    assert operator_log() == [
+        (
+            "ERROR",
+            "SageMaker endpoint 'sentiment-unmasking' failed (missing): code=ValidationError status=400 "
+            "request_id=4c1c3b1e-0f5e-4c2a-9d1e-6f1f0d8a9b10 "
+            'detail="Endpoint sentiment-unmasking of account 123456789012 not found."',
+        )
+    ]
+
+
+def test_the_app_log_is_written_to_stdout_one_line_per_failure(fill_mask_page, aws, capsys):
+    # stdout is what the awslogs driver ships to the app's CloudWatch log group.
+    aws.endpoint_fails("ValidationError", "Endpoint sentiment-unmasking of account 123456789012 not found.")
+    capsys.readouterr()
+
+    submit(fill_mask_page, "The film was <mask>.").run()  # and rerun: the handler is installed once
+
+    [line] = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ERROR app\.backends "
+        r"SageMaker endpoint 'sentiment-unmasking' failed \(missing\): code=ValidationError status=400 .*",
+        line,
+    )
+
+
+@pytest.fixture
+def deployed_config(monkeypatch):
+    """The app's own .streamlit/config.toml, which Streamlit reads from the working directory, as in the image."""
+    monkeypatch.chdir(APP)
+    streamlit_config.get_config_options(force_reparse=True)
+    yield
+    monkeypatch.undo()
+    streamlit_config.get_config_options(force_reparse=True)
+
+
+def test_a_bug_in_a_page_shows_no_exception_or_stack_trace(deployed_config, fill_mask_page, monkeypatch):
+    def broken(*_):
+        raise RuntimeError("secret internals in /app/backends.py")
+
+    monkeypatch.setattr(backends, "fill_mask", broken)
+
+    fill_mask_page.text_area[0].input("The film was <mask>.")
+    app = fill_mask_page.button[0].click().run()
+
+    [shown] = app.exception
+    assert shown.message.startswith("This app has encountered an error.")
+    assert not shown.stack_trace
+    assert "secret internals" not in page_text(app)
+    assert "RuntimeError" not in page_text(app)
 
 
 def test_input_the_model_rejects_is_reported_as_such(fill_mask_page, aws):
@@ -262,6 +393,174 @@ def test_input_the_model_rejects_is_reported_as_such(fill_mask_page, aws):
 
     assert "could not work with this input" in app.warning[0].value
     assert app.code[0].value == "No mask_token (<mask>) found"
+
+
+def test_the_reason_the_model_server_gives_is_shown_without_its_wrapping(fill_mask_page, aws):
+    # SageMaker's framework containers wrap a model's error in {"code", "type", "message"}.
+    wrapped = json.dumps(
+        {"code": 400, "type": "InternalServerException", "message": "No mask_token (<mask>) found"}, indent=2
+    )
+    aws.endpoint_fails(
+        "ModelError", "Received client error (400) from primary", OriginalStatusCode=400, OriginalMessage=wrapped
+    )
+
+    app = submit(fill_mask_page, "The film was <mask>.")
+
+    assert app.code[0].value == "No mask_token (<mask>) found"
+    assert_no_operator_talk(app)
+
+
+def test_a_backend_error_is_logged_with_its_request_id_and_not_shown(fill_mask_page, aws, operator_log):
+    aws.endpoint_fails(
+        "AccessDeniedException",
+        "User: arn:aws:sts::123456789012:assumed-role/app-task-role/abc is not authorized to perform: "
+        "sagemaker:InvokeEndpoint on resource: arn:aws:sagemaker:us-east-1:123456789012:endpoint/sentiment-unmasking",
+        request_id="9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b",
+    )
+
+    app = submit(fill_mask_page, "The film was <mask>.")
+
+    assert app.error[0].value == "The model 'sentiment-unmasking' is not available right now. Please try again later."
+    assert not app.code and not app.expander  # no details for visitors
+    assert "not authorized" not in page_text(app)
+    assert "arn:aws" not in page_text(app)
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert level == "ERROR"
+    assert line.startswith(
+        "SageMaker endpoint 'sentiment-unmasking' failed (failed): code=AccessDeniedException status=400 "
+        "request_id=9a8b7c6d-1234-4e5f-8a9b-0c1d2e3f4a5b "
+        'detail="User: arn:aws:sts::123456789012:assumed-role/app-task-role/abc is not authorized'
+    )
+
+
+CONTAINER_TRACEBACK = 'Traceback (most recent call last):\n  File "handler.py", line 9\nRuntimeError: worker died'
+
+
+def test_a_crashed_model_is_logged_with_its_log_stream(fill_mask_page, aws, operator_log):
+    log_stream = (
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/sentiment-unmasking"
+        ":log-stream:AllTraffic/abc"
+    )
+    aws.endpoint_fails(
+        "ModelError",
+        "Received server error (500) from primary with message \"worker died\".",
+        request_id="5e6f7a8b-aaaa-4bbb-8ccc-0123456789ab",
+        OriginalStatusCode=500,
+        OriginalMessage=CONTAINER_TRACEBACK,
+        LogStreamArn=log_stream,
+    )
+
+    app = submit(fill_mask_page, "The film was <mask>.")
+
+    assert "is not available right now" in app.error[0].value
+    assert "worker died" not in page_text(app)
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert level == "ERROR"
+    assert "code=ModelError status=424 request_id=5e6f7a8b-aaaa-4bbb-8ccc-0123456789ab model_status=500 " in line
+    assert f"log_stream={log_stream} " in line
+    # The container's stack trace stays on one log line, so CloudWatch keeps it in one event.
+    assert log_field(line, "body") == CONTAINER_TRACEBACK
+    assert "\n" not in line
+
+
+NOT_JSON = "worker crashed: **CUDA** out of memory _retry_ <b>later</b>\n" + "x" * 2950  # 3,010 characters
+
+
+def test_a_reply_that_is_not_json_is_shown_as_plain_text_truncated(fill_mask_page, aws, operator_log):
+    aws.endpoint_answers(
+        "sentiment-unmasking",
+        {"inputs": "The film was <mask>.", "parameters": {"top_k": 5}},
+        NOT_JSON.encode(),
+        content_type="text/plain",
+        request_id="0f0e0d0c-1111-4222-8333-444455556666",
+    )
+
+    app = submit(fill_mask_page, "The film was <mask>.")
+
+    assert app.error[0].value == (
+        "The model 'sentiment-unmasking' is not available right now: it sent a reply that is not JSON."
+    )
+    [expander] = app.expander
+    assert expander.label == "Reply (not JSON)"
+    [reply] = app.code
+    assert reply.language == "plaintext"  # displayed verbatim: neither Markdown nor HTML is rendered
+    assert reply.value == NOT_JSON[:500] + "… [2510 more characters]"
+    assert not any("CUDA" in markdown.value for markdown in app.markdown)
+    assert "CUDA" not in app.error[0].value
+    assert not charts(app) and not app.dataframe
+    [(level, line)] = operator_log()
+    assert level == "ERROR"
+    assert line.startswith(
+        "SageMaker endpoint 'sentiment-unmasking' failed (failed): code=NotJSON status=200 "
+        "request_id=0f0e0d0c-1111-4222-8333-444455556666 content_type=text/plain "
+    )
+    assert log_field(line, "body") == NOT_JSON[:2000] + "… [1010 more characters]"  # the log keeps 2,000
+    assert "\n" not in line  # one CloudWatch event
+
+
+def test_a_function_reply_that_is_not_json_is_shown_as_such(counterfactual_page, aws, operator_log):
+    aws.function_answers("text-counterfactuals", {"text": COUNTERFACTUAL_TEXT}, b"OK", request_id="r-1")
+
+    app = submit(counterfactual_page, COUNTERFACTUAL_TEXT)
+
+    assert "it sent a reply that is not JSON" in app.error[0].value
+    assert app.code[0].value == "OK"
+    [(level, line)] = operator_log()
+    assert line == (
+        "Lambda function 'text-counterfactuals' failed (failed): code=NotJSON status=200 request_id=r-1 "
+        'detail="replied with something that is not JSON" body=OK'
+    )
+
+
+ERROR_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>"
+    "<body><h1>502 Bad Gateway</h1><p>The proxy server received an invalid response.</p></body></html>\n"
+)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/html; charset=utf-8",
+        "application/json",  # mislabelled: the page is recognised by how it starts
+    ],
+)
+def test_an_html_error_page_from_an_endpoint_is_logged_never_shown(fill_mask_page, aws, operator_log, content_type):
+    aws.endpoint_answers(
+        "sentiment-unmasking",
+        {"inputs": "The film was <mask>.", "parameters": {"top_k": 5}},
+        ERROR_PAGE.encode(),
+        content_type=content_type,
+        request_id="7d7d7d7d-2222-4333-8444-555566667777",
+    )
+
+    app = submit(fill_mask_page, "The film was <mask>.")
+
+    assert app.error[0].value == "The model 'sentiment-unmasking' is not available right now. Please try again later."
+    assert "Bad Gateway" not in page_text(app)
+    assert not app.code and not app.expander
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert level == "ERROR"
+    assert "code=HTMLReply status=200 request_id=7d7d7d7d-2222-4333-8444-555566667777 " in line
+    assert log_field(line, "body") == ERROR_PAGE
+
+
+def test_an_html_page_in_a_rejection_is_not_shown(fill_mask_page, aws, operator_log):
+    aws.endpoint_fails(
+        "ModelError", "Received client error (404) from primary", OriginalStatusCode=404, OriginalMessage=ERROR_PAGE
+    )
+
+    app = submit(fill_mask_page, "The film was <mask>.")
+
+    assert "could not work with this input" in app.warning[0].value
+    assert not app.code and not app.expander
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert level == "INFO"
+    assert log_field(line, "body") == ERROR_PAGE
 
 
 # --- explain a prediction -------------------------------------------------------------------------------------------
@@ -448,7 +747,8 @@ def test_a_missing_function_gets_a_friendly_message(counterfactual_page, aws):
 
     app = submit(counterfactual_page, COUNTERFACTUAL_TEXT)
 
-    assert "Lambda function 'text-counterfactuals' is not available" in app.error[0].value
+    assert "The model 'text-counterfactuals' is not available right now" in app.error[0].value
+    assert_no_operator_talk(app)
 
 
 def test_a_label_the_classifier_does_not_know_is_explained(counterfactual_page, aws):
@@ -463,3 +763,60 @@ def test_a_label_the_classifier_does_not_know_is_explained(counterfactual_page, 
 
     assert "could not work with this input" in app.warning[0].value
     assert "POSITIVE, NEGATIVE" in app.code[0].value
+
+
+def test_an_html_error_page_from_a_function_is_logged_never_shown(counterfactual_page, aws, operator_log):
+    aws.function_answers("text-counterfactuals", {"text": COUNTERFACTUAL_TEXT}, ERROR_PAGE.encode(), request_id="r-2")
+
+    app = submit(counterfactual_page, COUNTERFACTUAL_TEXT)
+
+    assert app.error[0].value == "The model 'text-counterfactuals' is not available right now. Please try again later."
+    assert "Bad Gateway" not in page_text(app)
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert "code=HTMLReply status=200 request_id=r-2 " in line
+
+
+def test_a_crashed_function_is_logged_with_its_error_and_stack_trace_and_not_shown(
+    counterfactual_page, aws, operator_log
+):
+    error_object = {
+        "errorMessage": "division by zero",
+        "errorType": "ZeroDivisionError",
+        "requestId": "c0ffee00-1234-4abc-8def-0123456789ab",
+        "stackTrace": ['  File "/var/task/app.py", line 42, in handler\n    return 1 / 0\n'],
+    }
+    aws.function_answers(
+        "text-counterfactuals",
+        {"text": COUNTERFACTUAL_TEXT},
+        error_object,
+        function_error="Unhandled",
+        request_id="c0ffee00-1234-4abc-8def-0123456789ab",
+    )
+
+    app = submit(counterfactual_page, COUNTERFACTUAL_TEXT)
+
+    assert app.error[0].value == "The model 'text-counterfactuals' is not available right now. Please try again later."
+    assert not app.code and not app.expander and not app.dataframe
+    for internal in ("division by zero", "ZeroDivisionError", "app.py"):
+        assert internal not in page_text(app)
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert level == "ERROR"
+    assert line.startswith(
+        "Lambda function 'text-counterfactuals' failed (failed): code=ZeroDivisionError status=200 "
+        "request_id=c0ffee00-1234-4abc-8def-0123456789ab function_error=Unhandled detail=\"division by zero\" "
+    )
+    assert json.loads(log_field(line, "body")) == error_object  # with its stack trace
+
+
+def test_a_function_answer_of_the_wrong_shape_is_logged_with_its_body(counterfactual_page, aws, operator_log):
+    aws.function_answers("text-counterfactuals", {"text": COUNTERFACTUAL_TEXT}, {"statusCode": 200, "result": []})
+
+    app = submit(counterfactual_page, COUNTERFACTUAL_TEXT)
+
+    assert "is not available right now" in app.error[0].value
+    assert_no_operator_talk(app)
+    [(level, line)] = operator_log()
+    assert "code=UnexpectedReply " in line
+    assert json.loads(log_field(line, "body")) == {"statusCode": 200, "result": []}
