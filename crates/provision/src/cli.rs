@@ -81,6 +81,11 @@ pub enum Command {
         /// The image builder: docker, podman or buildah [default: detected]
         #[arg(long, env = "PROVISION_BUILDER", value_name = "NAME")]
         builder: Option<String>,
+        /// Do not run the checks that stop `up` before anything is created (the AWS profile,
+        /// the hosted zone, the app's DNS records, model data in S3, HuggingFace images, the
+        /// image builder). The plan still refuses names taken by other stacks.
+        #[arg(long)]
+        skip_checks: bool,
     },
     /// Delete everything the state records, dependents first; leaves an empty state.
     Down {
@@ -93,6 +98,12 @@ pub enum Command {
         /// Print the plan as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// The image builder `up` would use, checked when an image needs building [default: detected]
+        #[arg(long, env = "PROVISION_BUILDER", value_name = "NAME")]
+        builder: Option<String>,
+        /// Do not run the checks `up` runs first (see `up --help`).
+        #[arg(long)]
+        skip_checks: bool,
     },
     /// Check, without changing anything, what would make `up` fail, and report every problem
     /// at once: credentials and account, the hosted zone and its DNS delegation, the image

@@ -318,9 +318,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let printer = Printer::stderr(verbosity(&cli.global));
     let p = &printer;
     let result = match cli.command {
-        Command::Up { apply, builder } => commands::up::up(&cli.global, p, &apply, builder).await,
+        Command::Up {
+            apply,
+            builder,
+            skip_checks,
+        } => commands::up::up(&cli.global, p, &apply, builder, skip_checks).await,
         Command::Down { apply } => commands::down::down(&cli.global, p, &apply).await,
-        Command::Plan { json } => commands::plan::plan(&cli.global, p, json).await,
+        Command::Plan {
+            json,
+            builder,
+            skip_checks,
+        } => commands::plan::plan(&cli.global, p, json, builder, skip_checks).await,
         Command::Check { json, builder } => {
             commands::check::check(&cli.global, p, json, builder).await
         }
