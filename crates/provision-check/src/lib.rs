@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
         assert_eq!(exit_code(&[ok.clone(), skipped.clone()]), 2);
         assert_eq!(exit_code(&[skipped, bad.clone(), ok]), 1);
-        assert_eq!(problems(&[bad.clone()]).count(), 1);
+        assert_eq!(problems(std::slice::from_ref(&bad)).count(), 1);
     }
 
     #[test]

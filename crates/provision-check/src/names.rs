@@ -131,9 +131,9 @@ pub async fn dns_records(
                             config.hosted_zone_id
                         ),
                     )
-                    .hint(format!(
-                        "delete that record if it is no longer used, or deploy under another `environment` or `domain_name`"
-                    )),
+                    .hint(
+                        "delete that record if it is no longer used, or deploy under another `environment` or `domain_name`",
+                    ),
                 );
             }
             Err(e) => findings.push(Finding::not_checked(
