@@ -236,6 +236,13 @@ async fn huggingface_image(
         .registry_id(&r.account)
         .repository_name(&r.repository)
         .image_ids(id)
+        // Every manifest type, so the answer is about existence, not about a conversion
+        // (ECR answers UnsupportedImageType for a type it was not asked to accept).
+        // https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchGetImage.html
+        .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
+        .accepted_media_types("application/vnd.docker.distribution.manifest.list.v2+json")
+        .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
+        .accepted_media_types("application/vnd.oci.image.index.v1+json")
         .send()
         .await;
     match out {
@@ -243,19 +250,28 @@ async fn huggingface_image(
             Finding::ok(Area::Backends, subject, format!("{} exists", image.uri))
         }
         Ok(out) => {
-            let why = out
-                .failures()
-                .first()
-                .map(|f| {
-                    format!(
-                        "{}: {}",
-                        f.failure_code()
-                            .map(|c| c.as_str())
-                            .unwrap_or("ImageNotFound"),
-                        f.failure_reason().unwrap_or("")
-                    )
-                })
+            let failure = out.failures().first();
+            let code = failure
+                .and_then(|f| f.failure_code())
+                .map(|c| c.as_str().to_string())
                 .unwrap_or_else(|| "ImageNotFound".to_string());
+            let why = format!(
+                "{code}: {}",
+                failure.and_then(|f| f.failure_reason()).unwrap_or("")
+            );
+            if !matches!(
+                code.as_str(),
+                "ImageNotFound" | "ImageTagDoesNotMatchDigest"
+            ) {
+                return Finding::not_checked(
+                    Area::Backends,
+                    subject,
+                    format!(
+                        "whether {} exists was not checked: ecr:BatchGetImage answered {why}",
+                        image.uri
+                    ),
+                );
+            }
             Finding::problem(
                 Area::Backends,
                 subject,

@@ -596,3 +596,39 @@ async fn skip_checks_says_what_it_skipped() {
         skipped.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huggingface_image_that_does_not_exist() {
+    // An `image_uri` in the emulator's own registry, so it can be read: the repository is
+    // there, the tag is not.
+    let uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/huggingface-pytorch-inference:9.9-missing";
+    let stack = proxied()
+        .await
+        .with_config(|c| c["sagemaker_endpoints"][0]["image_uri"] = json!(uri));
+    stack
+        .ecr()
+        .create_repository()
+        .repository_name("mirror/huggingface-pytorch-inference")
+        .send()
+        .await
+        .unwrap();
+    up_refused(
+        &stack,
+        &[],
+        &["sagemaker_endpoints[0].image_uri", "9.9-missing"],
+    )
+    .await;
+
+    let dns = delegating(&stack).await;
+    let (run, report) = check(&stack, &dns, &[]).await;
+    assert_eq!(run.code, 1);
+    let found = findings(&report, "problem", "sagemaker_endpoints[0].image_uri");
+    assert_eq!(found.len(), 1, "{report:#}");
+    assert_eq!(found[0]["area"], "backends");
+    assert!(
+        found[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("available_images.md")
+    );
+}
