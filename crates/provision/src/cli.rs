@@ -110,7 +110,8 @@ pub enum Command {
     /// builder, image folders and images in ECR, model data in S3, HuggingFace images, the
     /// quotas a first deploy hits, and names already taken by resources this stack does not
     /// own. Exits 0 when all is well, 2 with warnings only (or checks that could not be made),
-    /// 1 when `up` would fail.
+    /// 1 when `up` would fail. `-v` also lists the checks that passed. The delegation is asked
+    /// of the first `nameserver` of /etc/resolv.conf, or of PROVISION_DNS_SERVER=IP[:PORT].
     Check {
         /// Print the findings as JSON on stdout.
         #[arg(long)]
