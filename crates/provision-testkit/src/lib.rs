@@ -4,6 +4,7 @@
 //! ([`proxy::Strict`]) refuses what real AWS refuses and the emulator accepts, and injects the
 //! eventual-consistency errors real AWS gives and the emulator never does.
 
+pub mod dns;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};

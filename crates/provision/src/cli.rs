@@ -81,6 +81,11 @@ pub enum Command {
         /// The image builder: docker, podman or buildah [default: detected]
         #[arg(long, env = "PROVISION_BUILDER", value_name = "NAME")]
         builder: Option<String>,
+        /// Do not run the checks that stop `up` before anything is created (the AWS profile,
+        /// the hosted zone, the app's DNS records, model data in S3, HuggingFace images, the
+        /// image builder). The plan still refuses names taken by other stacks.
+        #[arg(long)]
+        skip_checks: bool,
     },
     /// Delete everything the state records, dependents first; leaves an empty state.
     Down {
@@ -93,6 +98,27 @@ pub enum Command {
         /// Print the plan as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// The image builder `up` would use, checked when an image needs building [default: detected]
+        #[arg(long, env = "PROVISION_BUILDER", value_name = "NAME")]
+        builder: Option<String>,
+        /// Do not run the checks `up` runs first (see `up --help`).
+        #[arg(long)]
+        skip_checks: bool,
+    },
+    /// Check, without changing anything, what would make `up` fail, and report every problem
+    /// at once: credentials and account, the hosted zone and its DNS delegation, the image
+    /// builder, image folders and images in ECR, model data in S3, HuggingFace images, the
+    /// quotas a first deploy hits, and names already taken by resources this stack does not
+    /// own. Exits 0 when all is well, 2 with warnings only (or checks that could not be made),
+    /// 1 when `up` would fail. `-v` also lists the checks that passed. The delegation is asked
+    /// of the first `nameserver` of /etc/resolv.conf, or of PROVISION_DNS_SERVER=IP[:PORT].
+    Check {
+        /// Print the findings as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// The image builder to check: docker, podman or buildah [default: detected]
+        #[arg(long, env = "PROVISION_BUILDER", value_name = "NAME")]
+        builder: Option<String>,
     },
     /// Print the recorded outputs (api_url and the names the app receives).
     Outputs {

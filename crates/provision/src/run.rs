@@ -204,15 +204,20 @@ impl Session {
 
     /// Connects to AWS and refuses to go on in the wrong account.
     pub(crate) async fn connect(&self) -> Result<Aws, Failure> {
-        let aws = Aws::load(&Options {
+        let aws = self.aws().await?;
+        aws.check_account(&self.project.config.account).await?;
+        Ok(aws)
+    }
+
+    /// The AWS configuration, without checking the account (`check` reports that itself).
+    pub(crate) async fn aws(&self) -> Result<Aws, Failure> {
+        Ok(Aws::load(&Options {
             region: self.project.config.region.clone(),
             profile: self.profile.clone(),
             endpoint_url: self.global_endpoint.clone(),
             wait_scale: wait_scale()?,
         })
-        .await;
-        aws.check_account(&self.project.config.account).await?;
-        Ok(aws)
+        .await)
     }
 
     /// The state store; a remote one needs AWS, so it connects if `aws` is not given.
@@ -313,9 +318,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let printer = Printer::stderr(verbosity(&cli.global));
     let p = &printer;
     let result = match cli.command {
-        Command::Up { apply, builder } => commands::up::up(&cli.global, p, &apply, builder).await,
+        Command::Up {
+            apply,
+            builder,
+            skip_checks,
+        } => commands::up::up(&cli.global, p, &apply, builder, skip_checks).await,
         Command::Down { apply } => commands::down::down(&cli.global, p, &apply).await,
-        Command::Plan { json } => commands::plan::plan(&cli.global, p, json).await,
+        Command::Plan {
+            json,
+            builder,
+            skip_checks,
+        } => commands::plan::plan(&cli.global, p, json, builder, skip_checks).await,
+        Command::Check { json, builder } => {
+            commands::check::check(&cli.global, p, json, builder).await
+        }
         Command::Outputs { json } => commands::outputs::outputs(&cli.global, p, json).await,
         Command::Refresh { json } => commands::refresh::refresh(&cli.global, p, json).await,
         Command::Status { json } => commands::status::status(&cli.global, p, json).await,

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::cli::{ApplyOptions, Global};
+use crate::commands::check;
 use crate::printer::{self, Printer};
 use crate::run::{Failure, session};
 
@@ -18,8 +19,11 @@ pub(crate) async fn plan(
     global: &Global,
     printer: &Arc<Printer>,
     json: bool,
+    builder: Option<String>,
+    skip_checks: bool,
 ) -> Result<ExitCode, Failure> {
-    let session = session(global, printer, Checks::Full, None)?;
+    let session = session(global, printer, Checks::Full, builder)?;
+    check::profile_first(global, skip_checks).await?;
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
@@ -29,7 +33,8 @@ pub(crate) async fn plan(
     let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
     let store = session.store(Some(&aws)).await?;
     let state = session.load_state(&store).await?;
-    let prepared = engine.plan(&graph, &state).await?;
+    let prepared =
+        check::plan_checked(&session, &aws, &engine, &graph, &state, skip_checks).await?;
     let changes = prepared.plan.has_changes();
     if json {
         printer::print_json(&json!({

@@ -12,6 +12,7 @@ use provision_stack::{Clients, Kinds};
 use serde_json::json;
 
 use crate::cli::{ApplyOptions, Global};
+use crate::commands::check;
 use crate::printer::{self, Printer};
 use crate::run::{Failure, cancel_on_interrupt, confirm, locked, session};
 
@@ -20,8 +21,10 @@ pub(crate) async fn up(
     printer: &Arc<Printer>,
     options: &ApplyOptions,
     builder: Option<String>,
+    skip_checks: bool,
 ) -> Result<ExitCode, Failure> {
     let session = session(global, printer, Checks::Full, builder)?;
+    check::profile_first(global, skip_checks).await?;
     let aws = session.connect().await?;
     let clients = Clients::new(&aws);
     let kinds = Kinds::new(&clients, &session.project);
@@ -33,7 +36,8 @@ pub(crate) async fn up(
 
     let (outputs, summary) = locked(&session, &store, "up", async {
         let state = session.load_state(&store).await?;
-        let prepared = engine.plan(&graph, &state).await?;
+        let prepared =
+            check::plan_checked(&session, &aws, &engine, &graph, &state, skip_checks).await?;
         let plan = &prepared.plan;
         let needs_apply = plan.has_changes()
             || plan.steps.iter().any(|s| s.action == Action::Wait)

@@ -213,6 +213,10 @@ async fn sagemaker_names(stack: &Stack) -> (Vec<String>, Vec<String>, Vec<String
 async fn endpoints_and_functions_deploy_as_configured_rerun_unchanged_update_in_place_and_tear_down()
  {
     let mut stack = Stack::new().await.with_config(backends);
+    // The model data must exist: `up` checks it before creating anything.
+    stack
+        .put_object(&format!("s3://{MODELS_BUCKET}/unmasking/model.tar.gz"))
+        .await;
     let run = stack.run(&["up", "--yes", "--json"]).await.success();
     // up finishes when every endpoint is in service, and says so for each.
     for e in [

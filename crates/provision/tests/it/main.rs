@@ -12,6 +12,7 @@ mod support;
 
 mod backends;
 mod bad_input;
+mod check;
 mod cli;
 mod crash;
 mod drift;

@@ -80,6 +80,8 @@ async fn the_whole_stack_survives_aws_rules_and_transient_errors_and_down_leaves
         .await
         // Model data gives SageMaker's "Could not access model data" its occasion.
         .with_config(|c| c["sagemaker_endpoints"][1]["model_data_url"] = MODEL_DATA.into());
+    // It must exist: `up` checks it before creating anything.
+    stack.put_object(MODEL_DATA).await;
     let expected = inventory::expected(&stack).await;
     let mut problems = Vec::new();
 

@@ -321,6 +321,28 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Puts a small object at `s3://bucket/key` (model data for endpoints: `up` checks it is
+    /// there before creating anything), creating the bucket if needed.
+    pub async fn put_object(&self, url: &str) {
+        let (bucket, key) = url
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .expect("an s3://bucket/key URL");
+        let s3 = self.s3();
+        if s3.head_bucket().bucket(bucket).send().await.is_err() {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(b"model".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 /// The number of mutating API calls a `--json` result reports.
 pub fn mutating_calls(result: &Value) -> u64 {
     result["api_calls"]["mutating"].as_u64().unwrap_or(u64::MAX)

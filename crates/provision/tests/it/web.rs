@@ -855,7 +855,25 @@ async fn a_record_someone_else_made_is_neither_overwritten_nor_deleted() {
         .await
         .unwrap();
 
+    // The checks before `up` find it, before anything is created.
     let run = stack.run(&["up", "--yes"]).await;
+    assert_eq!(run.code, 1, "up must refuse:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(APP_DOMAIN) && run.stderr.contains("198.51.100.7"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("refuse to overwrite"), "{}", run.stderr);
+    assert!(
+        !stack.state_path().exists()
+            || stack.state()["resources"]
+                .as_object()
+                .is_none_or(|r| r.is_empty()),
+        "nothing was created"
+    );
+
+    // Without the checks, the record's own create refuses it, after the rest is made.
+    let run = stack.run(&["up", "--yes", "--skip-checks"]).await;
     assert_eq!(run.code, 1, "up must refuse:\n{}", run.stderr);
     assert!(
         run.stderr.contains(APP_DOMAIN) && run.stderr.contains("198.51.100.7"),
