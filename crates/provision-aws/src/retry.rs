@@ -25,10 +25,29 @@ const PROPAGATION: Backoff = Backoff {
 };
 
 /// EC2 is eventually consistent: an id returned by a create may be unknown to the next call
-/// for a while, which answers `Invalid<Thing>ID.NotFound`. terraform-provider-aws retries these
-/// for `ec2PropagationTimeout` (2 minutes, internal/service/ec2/consts.go); AWS documents it in
-/// "Eventual consistency in the Amazon EC2 API"
-/// (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+/// for a while, which answers `Invalid<Thing>ID.NotFound` (AWS: "Eventual consistency in the
+/// Amazon EC2 API", https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+/// terraform-provider-aws rides it out for `ec2PropagationTimeout`, 5 minutes
+/// (internal/service/ec2/consts.go), on the same calls:
+/// - `AttachInternetGateway`: `attachInternetGateway` retries `InvalidInternetGatewayID.NotFound`
+///   (vpc_internet_gateway.go);
+/// - `AssociateRouteTable`: `resourceRouteTableAssociationCreate` retries
+///   `InvalidRouteTableID.NotFound` (vpc_route_table_association.go);
+/// - `CreateRoute`: `resourceRouteCreate` retries for the create timeout and reads the new
+///   route with `RetryWhenNewResourceNotFound` (vpc_route.go);
+/// - `ModifyVpcAttribute`, `ModifySubnetAttribute`, `AuthorizeSecurityGroupIngress`/`Egress`:
+///   `resourceVPCCreate`, `resourceSubnetCreate` and `resourceSecurityGroupCreate` first wait
+///   out the new id's `NotFound` (`waitVPCCreated`, `waitSubnetAvailable`,
+///   `waitSecurityGroupCreated`), then modify (vpc_.go, vpc_subnet.go, vpc_security_group.go);
+///   provision does not wait, so it retries the modify itself;
+/// - `CreateTags`: `createTags` retries every `.NotFound` (tags.go);
+/// - creates that name a parent created a moment ago (a subnet, route table or security group
+///   in a new VPC, a NAT gateway in a new subnet with a new address, an endpoint in new
+///   subnets): terraform waits for the parent first (the waiters above); provision retries the
+///   create, which is safe because a `NotFound` answer created nothing.
+///
+/// `NatGatewayNotFound` is EC2's one `NotFound` code without the dot (internal/service/ec2/errors.go),
+/// for `CreateRoute` through a NAT gateway created a moment ago.
 pub const EC2_PROPAGATION: Policy = Policy {
     name: "ec2-propagation",
     why: "EC2 has not propagated a new id yet",
@@ -40,22 +59,33 @@ pub const EC2_PROPAGATION: Policy = Policy {
         "ec2:AttachInternetGateway",
         "ec2:ModifySubnetAttribute",
         "ec2:CreateRoute",
+        "ec2:ReplaceRoute",
         "ec2:AssociateRouteTable",
         "ec2:CreateNatGateway",
         "ec2:CreateVpcEndpoint",
+        "ec2:ModifyVpcEndpoint",
+        "ec2:CreateSubnet",
+        "ec2:CreateRouteTable",
+        "ec2:CreateSecurityGroup",
         "ec2:CreateTags",
         "ec2:AssociateVpcCidrBlock",
         "ec2:AssociateSubnetCidrBlock",
     ],
-    matches: &[Match::CodeSuffix(".NotFound")],
+    matches: &[
+        Match::CodeSuffix(".NotFound"),
+        Match::Code("NatGatewayNotFound"),
+    ],
     timeout: timeouts::EC2_PROPAGATION,
     backoff: PROPAGATION,
 };
 
 /// A fresh account has no ECS service-linked role until ECS creates it on first use, and the
-/// first `CreateCluster`/`CreateService` can fail while it propagates. terraform-provider-aws's
-/// `retryClusterCreate` (internal/service/ecs/cluster.go) retries exactly this message for
-/// `propagationTimeout`.
+/// first `CreateCluster`/`CreateService` can fail while it propagates: `InvalidParameterException`
+/// "Unable to assume the service linked role. Please verify that the ECS service linked role
+/// exists." terraform-provider-aws retries exactly this message in `retryClusterCreate`
+/// (internal/service/ecs/cluster.go, for `propagationTimeout`, 2 minutes) and in
+/// `retryServiceCreate` (internal/service/ecs/service.go, for `propagationTimeout +
+/// serviceCreateTimeout`, 4 minutes); the deadline is the longer one.
 pub const ECS_SERVICE_LINKED_ROLE: Policy = Policy {
     name: "service-linked-role",
     why: "the account's ECS service-linked role is still being created",
@@ -68,71 +98,111 @@ pub const ECS_SERVICE_LINKED_ROLE: Policy = Policy {
     backoff: PROPAGATION,
 };
 
-/// A new IAM role (or a new policy on it) is not usable at once; each service says so in its
-/// own words. terraform-provider-aws retries each message below for `propagationTimeout`
-/// (internal/service/lambda/function.go, sagemaker/model.go, ecs/service.go and
-/// ecs/task_definition.go).
+/// What a new ECS service names but ECS cannot see yet. terraform-provider-aws's
+/// `retryServiceCreate` (internal/service/ecs/service.go) retries, for 4 minutes:
+/// `ClusterNotFoundException` (a cluster created moments ago), `InvalidParameterException`
+/// "The target group with targetGroupArn ... does not have an associated load balancer." (a
+/// target group just put behind a listener: ELB has not told ECS yet), and
+/// `InvalidParameterException` "Unable to assume role and validate the specified
+/// targetGroupArn. Please verify that the ECS service role being passed has the proper
+/// permissions." (IAM propagation). A change of target group on `UpdateService` meets the same
+/// delay, so the policy covers that call too.
+pub const ECS_SERVICE_DEPENDENCIES: Policy = Policy {
+    name: "ecs-service-dependencies",
+    why: "ECS cannot see the new cluster, target group or role yet",
+    operations: &["ecs:CreateService", "ecs:UpdateService"],
+    matches: &[
+        Match::Code("ClusterNotFoundException"),
+        Match::Message {
+            code: Some("InvalidParameterException"),
+            contains: "does not have an associated load balancer",
+        },
+        Match::Message {
+            code: Some("InvalidParameterException"),
+            contains: "verify that the ECS service role being passed has the proper permissions",
+        },
+    ],
+    timeout: timeouts::ECS_SERVICE_DEPENDENCIES,
+    backoff: PROPAGATION,
+};
+
+/// A new IAM role (or a new policy on it) is not usable at once (AWS: "Changes that I make are
+/// not always immediately visible",
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+/// terraform-provider-aws's `iamPropagationTimeout` is 2 minutes (internal/service/iam/consts.go).
+/// - SageMaker `CreateModel`: `resourceModelCreate` (internal/service/sagemaker/model.go)
+///   retries any `ValidationException` for 2 minutes; provision retries only the two messages
+///   that mean propagation: "Could not assume role ..." and, with model data, "Could not access
+///   model data at s3://... Please ensure that the role ... exists".
+/// - IAM itself: a role created a moment ago can be unknown to `PutRolePolicy` and
+///   `AttachRolePolicy` (`NoSuchEntity` "The role with name ... cannot be found."); terraform's role policy create waits out the same
+///   with `RetryWhenNotFound` for `propagationTimeout` (internal/service/iam/role_policy.go).
 pub const IAM_PROPAGATION: Policy = Policy {
     name: "iam-propagation",
     why: "a new IAM role is not usable by the service yet",
     operations: &[
-        "lambda:CreateFunction",
-        "lambda:UpdateFunctionConfiguration",
         "sagemaker:CreateModel",
-        "sagemaker:CreateEndpoint",
-        "sagemaker:UpdateEndpoint",
-        "ecs:CreateService",
-        "ecs:UpdateService",
-        "ecs:RegisterTaskDefinition",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
     ],
     matches: &[
-        // Lambda: "The role defined for the function cannot be assumed by Lambda."
-        Match::Message {
-            code: Some("InvalidParameterValueException"),
-            contains: "cannot be assumed by Lambda",
-        },
-        // Lambda: "The provided execution role does not have permissions to call ..."
-        Match::Message {
-            code: Some("InvalidParameterValueException"),
-            contains: "execution role does not have permissions",
-        },
-        // SageMaker: "Could not assume role arn:...".
         Match::Message {
             code: Some("ValidationException"),
             contains: "Could not assume role",
         },
-        // SageMaker, with model data, while the role's S3 grant propagates:
-        // "Could not access model data at s3://...".
         Match::Message {
             code: Some("ValidationException"),
             contains: "Could not access model data",
         },
-        // ECS: "Unable to assume role and validate the specified targetGroupArn" and
-        // "...does not have permission to assume role".
+        // Only the role: "The role with name r cannot be found." A managed policy that does not
+        // exist ("Policy arn:... does not exist or is not attachable.") is the user's mistake.
         Match::Message {
-            code: Some("InvalidParameterException"),
-            contains: "Unable to assume role",
-        },
-        // ECS RegisterTaskDefinition: "Role is not valid".
-        Match::Message {
-            code: Some("ClientException"),
-            contains: "Role is not valid",
+            code: Some("NoSuchEntity"),
+            contains: "The role with name",
         },
     ],
     timeout: timeouts::IAM_PROPAGATION,
     backoff: PROPAGATION,
 };
 
-/// An HTTPS listener created right after its certificate was issued can be refused with
-/// `CertificateNotFound` until ACM's change reaches ELB. terraform-provider-aws's listener
-/// create (internal/service/elbv2/listener.go) retries `CertificateNotFoundException` for the
-/// create timeout.
+/// Lambda's words for a role IAM has not propagated yet. terraform-provider-aws's
+/// `retryFunctionOp` (internal/service/lambda/function.go) retries both messages on
+/// `CreateFunction` and `UpdateFunctionConfiguration` for `lambdaPropagationTimeout`, 5 minutes
+/// (internal/service/lambda/consts.go): "The role defined for the function cannot be assumed by
+/// Lambda." and "The provided execution role does not have permissions to call ...".
+pub const LAMBDA_ROLE_PROPAGATION: Policy = Policy {
+    name: "lambda-role-propagation",
+    why: "Lambda cannot use the new IAM role yet",
+    operations: &[
+        "lambda:CreateFunction",
+        "lambda:UpdateFunctionConfiguration",
+    ],
+    matches: &[
+        Match::Message {
+            code: Some("InvalidParameterValueException"),
+            contains: "The role defined for the function cannot be assumed by Lambda",
+        },
+        Match::Message {
+            code: Some("InvalidParameterValueException"),
+            contains: "The provided execution role does not have permissions",
+        },
+    ],
+    timeout: timeouts::LAMBDA_ROLE_PROPAGATION,
+    backoff: PROPAGATION,
+};
+
+/// An HTTPS listener given a certificate issued moments ago can be refused with
+/// `CertificateNotFound` until ACM's change reaches ELB. terraform-provider-aws retries it on
+/// `CreateListener` (`retryListenerCreate`, internal/service/elbv2/listener.go, for the create
+/// timeout, 5 minutes), on `ModifyListener` (`resourceListenerUpdate`, the update timeout, 5
+/// minutes) and on `AddListenerCertificates` (listener_certificate.go, 1 minute).
 pub const CERTIFICATE_PROPAGATION: Policy = Policy {
     name: "certificate-propagation",
     why: "the new certificate has not reached the load balancer service yet",
     operations: &[
         "elasticloadbalancing:CreateListener",
         "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:AddListenerCertificates",
     ],
     matches: &[Match::Code("CertificateNotFound")],
     timeout: timeouts::CERTIFICATE_PROPAGATION,
@@ -140,7 +210,10 @@ pub const CERTIFICATE_PROPAGATION: Policy = Policy {
 };
 
 /// Another change to the same resource is in progress: Lambda's `ResourceConflictException`
-/// ("An update is in progress for resource"), `ConcurrentModification` elsewhere.
+/// ("The operation cannot be performed at this time. An update is in progress for resource"),
+/// IAM's `ConcurrentModification`. terraform-provider-aws retries the first in
+/// `retryFunctionOp` (internal/service/lambda/function.go, 5 minutes) and the second in
+/// `attachPolicyToRole` (internal/service/iam/role_policy_attachment.go, 2 minutes).
 pub const CONFLICT: Policy = Policy {
     name: "conflict",
     why: "another change to the same resource is in progress",
@@ -155,14 +228,42 @@ pub const CONFLICT: Policy = Policy {
     },
 };
 
-/// Every named policy, for the README's list and the tests.
+/// An ECR layer upload that cannot go on: a part or a completion whose reply was lost is
+/// retried by the SDK, and ECR refuses the repeat (`InvalidLayerPartException`: the part is
+/// there already; `UploadNotFoundException`: the upload is closed). The upload starts over
+/// (after checking whether the layer is stored by then). Not an AWS delay but the protocol's
+/// answer to a repeat (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UploadLayerPart.html).
+pub const ECR_UPLOAD_RESTART: Policy = Policy {
+    name: "layer-upload-restart",
+    why: "the layer upload broke off and starts again",
+    operations: &["ecr:UploadLayerPart", "ecr:CompleteLayerUpload"],
+    matches: &[
+        Match::Code("InvalidLayerPartException"),
+        Match::Code("UploadNotFoundException"),
+    ],
+    timeout: timeouts::LAYER_UPLOAD,
+    backoff: Backoff {
+        first: Duration::ZERO,
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(10),
+        factor: 2.0,
+    },
+};
+
+/// Every named policy, for the README's list and the tests. Route 53's
+/// `PriorRequestNotComplete` and every service's throttling codes are [`TRANSIENT`]: the SDK's
+/// standard retry classifies them as throttling (smithy's `THROTTLING_ERROR_CODES`) and
+/// retries them first; `TRANSIENT` takes over when they outlast it.
 pub const ALL: &[&Policy] = &[
     &TRANSIENT,
     &EC2_PROPAGATION,
     &ECS_SERVICE_LINKED_ROLE,
+    &ECS_SERVICE_DEPENDENCIES,
     &IAM_PROPAGATION,
+    &LAMBDA_ROLE_PROPAGATION,
     &CERTIFICATE_PROPAGATION,
     &CONFLICT,
+    &ECR_UPLOAD_RESTART,
 ];
 
 #[cfg(test)]
@@ -188,6 +289,8 @@ mod tests {
         }
     }
 
+    /// For each policy, errors in AWS's own words that it must retry and errors it must not
+    /// (another code, another message, or the same code on a read where it means "gone").
     #[test]
     fn each_policy_matches_what_aws_says_and_nothing_else() {
         let cases: &[(&Policy, ResourceError, bool)] = &[
@@ -200,6 +303,24 @@ mod tests {
                 ),
                 true,
             ),
+            (
+                &EC2_PROPAGATION,
+                aws_error(
+                    "ec2:CreateRoute",
+                    "NatGatewayNotFound",
+                    "The Nat Gateway nat-1 was not found",
+                ),
+                true,
+            ),
+            (
+                &EC2_PROPAGATION,
+                aws_error(
+                    "ec2:ModifyVpcAttribute",
+                    "InvalidVpcID.NotFound",
+                    "The vpc ID 'vpc-1' does not exist",
+                ),
+                true,
+            ),
             // A describe's NotFound means gone, never "wait".
             (
                 &EC2_PROPAGATION,
@@ -207,6 +328,15 @@ mod tests {
                     "ec2:DescribeRouteTables",
                     "InvalidRouteTableID.NotFound",
                     "gone",
+                ),
+                false,
+            ),
+            (
+                &EC2_PROPAGATION,
+                aws_error(
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "InvalidParameterValue",
+                    "Invalid IPv6 CIDR",
                 ),
                 false,
             ),
@@ -229,13 +359,32 @@ mod tests {
                 false,
             ),
             (
-                &IAM_PROPAGATION,
+                &ECS_SERVICE_DEPENDENCIES,
                 aws_error(
-                    "lambda:CreateFunction",
-                    "InvalidParameterValueException",
-                    "The role defined for the function cannot be assumed by Lambda.",
+                    "ecs:CreateService",
+                    "InvalidParameterException",
+                    "The target group with targetGroupArn arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/t/1 does not have an associated load balancer.",
                 ),
                 true,
+            ),
+            (
+                &ECS_SERVICE_DEPENDENCIES,
+                aws_error("ecs:CreateService", "ClusterNotFoundException", "Cluster not found."),
+                true,
+            ),
+            (
+                &ECS_SERVICE_DEPENDENCIES,
+                aws_error("ecs:DescribeServices", "ClusterNotFoundException", "Cluster not found."),
+                false,
+            ),
+            (
+                &ECS_SERVICE_DEPENDENCIES,
+                aws_error(
+                    "ecs:CreateService",
+                    "InvalidParameterException",
+                    "Task definition does not support launch_type FARGATE.",
+                ),
+                false,
             ),
             (
                 &IAM_PROPAGATION,
@@ -251,7 +400,67 @@ mod tests {
                 aws_error(
                     "sagemaker:CreateModel",
                     "ValidationException",
+                    "Could not assume role arn:aws:iam::1:role/r. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.",
+                ),
+                true,
+            ),
+            (
+                &IAM_PROPAGATION,
+                aws_error(
+                    "iam:PutRolePolicy",
+                    "NoSuchEntity",
+                    "The role with name r cannot be found.",
+                ),
+                true,
+            ),
+            (
+                &IAM_PROPAGATION,
+                aws_error(
+                    "sagemaker:CreateModel",
+                    "ValidationException",
                     "1 validation error detected",
+                ),
+                false,
+            ),
+            (
+                &IAM_PROPAGATION,
+                aws_error(
+                    "iam:AttachRolePolicy",
+                    "NoSuchEntity",
+                    "Policy arn:aws:iam::aws:policy/Nope does not exist or is not attachable.",
+                ),
+                false,
+            ),
+            // GetRole's NoSuchEntity means the role is gone.
+            (
+                &IAM_PROPAGATION,
+                aws_error("iam:GetRole", "NoSuchEntity", "The role with name r cannot be found."),
+                false,
+            ),
+            (
+                &LAMBDA_ROLE_PROPAGATION,
+                aws_error(
+                    "lambda:CreateFunction",
+                    "InvalidParameterValueException",
+                    "The role defined for the function cannot be assumed by Lambda.",
+                ),
+                true,
+            ),
+            (
+                &LAMBDA_ROLE_PROPAGATION,
+                aws_error(
+                    "lambda:UpdateFunctionConfiguration",
+                    "InvalidParameterValueException",
+                    "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+                ),
+                true,
+            ),
+            (
+                &LAMBDA_ROLE_PROPAGATION,
+                aws_error(
+                    "lambda:CreateFunction",
+                    "InvalidParameterValueException",
+                    "Unsupported architecture",
                 ),
                 false,
             ),
@@ -264,9 +473,66 @@ mod tests {
                 ),
                 true,
             ),
+            (
+                &CERTIFICATE_PROPAGATION,
+                aws_error(
+                    "elasticloadbalancing:CreateListener",
+                    "DuplicateListener",
+                    "A listener already exists on this port for this load balancer",
+                ),
+                false,
+            ),
+            (
+                &CONFLICT,
+                ResourceError::new(
+                    ErrorClass::Conflict,
+                    "lambda:UpdateFunctionCode: ResourceConflictException: An update is in progress",
+                )
+                .with_code("ResourceConflictException")
+                .with_operation("lambda:UpdateFunctionCode"),
+                true,
+            ),
+            (
+                &CONFLICT,
+                aws_error("lambda:UpdateFunctionCode", "InvalidParameterValueException", "no"),
+                false,
+            ),
+            (
+                &ECR_UPLOAD_RESTART,
+                aws_error(
+                    "ecr:UploadLayerPart",
+                    "InvalidLayerPartException",
+                    "The last byte received was 5242879",
+                ),
+                true,
+            ),
+            (
+                &ECR_UPLOAD_RESTART,
+                aws_error("ecr:PutImage", "LayersNotFoundException", "missing"),
+                false,
+            ),
         ];
         for (policy, e, want) in cases {
             assert_eq!(policy.applies(e), *want, "{} on {}", policy.name, e.message);
+        }
+        // Every policy is exercised both ways above.
+        for p in ALL.iter().filter(|p| p.name != TRANSIENT.name) {
+            for want in [true, false] {
+                assert!(
+                    cases.iter().any(|(q, _, w)| q.name == p.name && *w == want),
+                    "{} has no case where it {} retry",
+                    p.name,
+                    if want { "does" } else { "does not" }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn policy_names_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for p in ALL {
+            assert!(seen.insert(p.name), "{} twice", p.name);
         }
     }
 }
