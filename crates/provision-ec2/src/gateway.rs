@@ -10,7 +10,8 @@ use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use,
+    aws, code, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
+    while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -51,20 +52,24 @@ fn igw_live(g: &aws_sdk_ec2::types::InternetGateway) -> Option<Live> {
 }
 
 impl InternetGateway {
-    async fn attach(&self, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
-        match self
-            .ec2
-            .attach_internet_gateway()
-            .internet_gateway_id(id)
-            .vpc_id(vpc_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Attached already by an interrupted run: that is the goal.
-            Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(()),
-            Err(e) => Err(aws("ec2:AttachInternetGateway", e)),
-        }
+    async fn attach(&self, cx: &Cx, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
+        let ec2 = &self.ec2;
+        // The gateway and the VPC may be a moment old.
+        propagated(cx, || async move {
+            match ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Attached already by an interrupted run: that is the goal.
+                Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(()),
+                Err(e) => Err(aws("ec2:AttachInternetGateway", e)),
+            }
+        })
+        .await
     }
 
     async fn detach(&self, cx: &Cx, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
@@ -155,7 +160,7 @@ impl Kind for InternetGateway {
         let mut live = igw_live(g)
             .ok_or_else(|| ResourceError::fatal("ec2:CreateInternetGateway returned no id"))?;
         cx.created(&live).await?;
-        self.attach(&live.physical_id, &spec.vpc_id).await?;
+        self.attach(cx, &live.physical_id, &spec.vpc_id).await?;
         live.settings = to_settings(&spec);
         Ok(live)
     }
@@ -177,21 +182,10 @@ impl Kind for InternetGateway {
             {
                 self.detach(cx, &live.physical_id, old).await?;
             }
-            self.attach(&live.physical_id, &spec.vpc_id).await?;
+            self.attach(cx, &live.physical_id, &spec.vpc_id).await?;
         }
         if changed.iter().any(|c| c == "name") {
-            self.ec2
-                .create_tags()
-                .resources(&live.physical_id)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Name")
-                        .value(&spec.name)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| aws("ec2:CreateTags", e))?;
+            set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         }
         let mut live = live.clone();
         live.settings = to_settings(&spec);
@@ -318,24 +312,13 @@ impl Kind for ElasticIp {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: ElasticIpSpec = desired.spec()?;
-        self.ec2
-            .create_tags()
-            .resources(&live.physical_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("Name")
-                    .value(&spec.name)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateTags", e))?;
+        set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)
@@ -489,20 +472,23 @@ impl Kind for NatGateway {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: NatGatewaySpec = desired.spec()?;
-        // The client token makes a retried create return the same gateway.
-        let out = self
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(&spec.subnet_id)
-            .allocation_id(&spec.allocation_id)
-            .client_token(&desired.token)
-            .tag_specifications(tag_spec(cx, ResourceType::Natgateway, Some(&spec.name)))
-            // As for VPC endpoints: the engine's retry looks by tags first.
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateNatGateway", e))?;
+        // The client token makes a retried create return the same gateway. The subnet and the
+        // address may be a moment old.
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        let out = propagated(cx, || async move {
+            ec2.create_nat_gateway()
+                .subnet_id(&spec_ref.subnet_id)
+                .allocation_id(&spec_ref.allocation_id)
+                .client_token(&desired.token)
+                .tag_specifications(tag_spec(cx, ResourceType::Natgateway, Some(&spec_ref.name)))
+                // As for VPC endpoints: the engine's retry looks by tags first.
+                .customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateNatGateway", e))
+        })
+        .await?;
         let n = out
             .nat_gateway()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateNatGateway returned no gateway"))?;
@@ -511,24 +497,13 @@ impl Kind for NatGateway {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: NatGatewaySpec = desired.spec()?;
-        self.ec2
-            .create_tags()
-            .resources(&live.physical_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("Name")
-                    .value(&spec.name)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateTags", e))?;
+        set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)

@@ -11,6 +11,7 @@ use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use provision_aws::retry::{EC2_PROPAGATION, retry};
 use provision_core::resource::{Cx, ResourceError, TAG_ID, TAG_STACK};
 
 mod endpoint;
@@ -171,6 +172,36 @@ where
     R: std::fmt::Debug,
 {
     provision_aws::classify(operation, err)
+}
+
+/// Runs a call that names an id created a moment ago (its own, or a parent's), riding out
+/// EC2's eventual consistency (`EC2_PROPAGATION`): the new id may be unknown to this call for
+/// a while. Never for reads that decide whether something exists.
+pub(crate) async fn propagated<T, F, Fut>(cx: &Cx, call: F) -> Result<T, ResourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ResourceError>>,
+{
+    retry(cx, &[&EC2_PROPAGATION], call).await
+}
+
+/// Sets the `Name` tag (the console's name column) of a resource.
+pub(crate) async fn set_name(
+    ec2: &Client,
+    cx: &Cx,
+    id: &str,
+    name: &str,
+) -> Result<(), ResourceError> {
+    propagated(cx, || async move {
+        ec2.create_tags()
+            .resources(id)
+            .tags(Tag::builder().key("Name").value(name).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws("ec2:CreateTags", e))
+    })
+    .await
 }
 
 /// Retries `op` while EC2 answers `DependencyViolation` (something still uses the resource:

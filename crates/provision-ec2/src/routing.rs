@@ -7,7 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, filter, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use,
+    aws, code, filter, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value, while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -95,19 +96,22 @@ impl Kind for RouteTable {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: RouteTableSpec = desired.spec()?;
-        let out = self
-            .ec2
-            .create_route_table()
-            .vpc_id(&spec.vpc_id)
-            .client_token(&desired.token)
-            .tag_specifications(tag_spec(cx, ResourceType::RouteTable, Some(&spec.name)))
-            // AWS honours the client token; not every emulator does. The engine's retry looks
-            // by tags first, which is right on both.
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateRouteTable", e))?;
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The VPC may be a moment old.
+        let out = propagated(cx, || async move {
+            ec2.create_route_table()
+                .vpc_id(&spec_ref.vpc_id)
+                .client_token(&desired.token)
+                .tag_specifications(tag_spec(cx, ResourceType::RouteTable, Some(&spec_ref.name)))
+                // AWS honours the client token; not every emulator does. The engine's retry
+                // looks by tags first, which is right on both.
+                .customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateRouteTable", e))
+        })
+        .await?;
         let t = out
             .route_table()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateRouteTable returned no route table"))?;
@@ -119,24 +123,13 @@ impl Kind for RouteTable {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: RouteTableSpec = desired.spec()?;
-        self.ec2
-            .create_tags()
-            .resources(&live.physical_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("Name")
-                    .value(&spec.name)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateTags", e))?;
+        set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)
@@ -289,24 +282,29 @@ impl Kind for Route {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: RouteSpec = desired.spec()?;
-        let mut req = self
-            .ec2
-            .create_route()
-            .route_table_id(&spec.route_table_id)
-            .destination_cidr_block(&spec.destination_cidr_block);
-        if let Some(g) = &spec.gateway_id {
-            req = req.gateway_id(g);
-        }
-        if let Some(n) = &spec.nat_gateway_id {
-            req = req.nat_gateway_id(n);
-        }
-        match req.send().await {
-            Ok(_) => {}
-            // A route for this destination exists (an interrupted run made it): point it at our target.
-            Err(e) if code(&e) == "RouteAlreadyExists" => {
-                return self.replace(cx, &spec).await;
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The table and the gateway may be a moment old.
+        let exists = propagated(cx, || async move {
+            let mut req = ec2
+                .create_route()
+                .route_table_id(&spec_ref.route_table_id)
+                .destination_cidr_block(&spec_ref.destination_cidr_block);
+            if let Some(g) = &spec_ref.gateway_id {
+                req = req.gateway_id(g);
             }
-            Err(e) => return Err(aws("ec2:CreateRoute", e)),
+            if let Some(n) = &spec_ref.nat_gateway_id {
+                req = req.nat_gateway_id(n);
+            }
+            match req.send().await {
+                Ok(_) => Ok(false),
+                Err(e) if code(&e) == "RouteAlreadyExists" => Ok(true),
+                Err(e) => Err(aws("ec2:CreateRoute", e)),
+            }
+        })
+        .await?;
+        // A route for this destination exists (an interrupted run made it): point it at our target.
+        if exists {
+            return self.replace(cx, &spec).await;
         }
         let value = serde_json::to_value(RouteOut {
             route_table_id: spec.route_table_id.clone(),
@@ -357,18 +355,22 @@ impl Kind for Route {
 
 impl Route {
     async fn replace(&self, cx: &Cx, spec: &RouteSpec) -> Result<Live, ResourceError> {
-        let mut req = self
-            .ec2
-            .replace_route()
-            .route_table_id(&spec.route_table_id)
-            .destination_cidr_block(&spec.destination_cidr_block);
-        if let Some(g) = &spec.gateway_id {
-            req = req.gateway_id(g);
-        }
-        if let Some(n) = &spec.nat_gateway_id {
-            req = req.nat_gateway_id(n);
-        }
-        req.send().await.map_err(|e| aws("ec2:ReplaceRoute", e))?;
+        let ec2 = &self.ec2;
+        // The new target may be a moment old.
+        propagated(cx, || async move {
+            let mut req = ec2
+                .replace_route()
+                .route_table_id(&spec.route_table_id)
+                .destination_cidr_block(&spec.destination_cidr_block);
+            if let Some(g) = &spec.gateway_id {
+                req = req.gateway_id(g);
+            }
+            if let Some(n) = &spec.nat_gateway_id {
+                req = req.nat_gateway_id(n);
+            }
+            req.send().await.map_err(|e| aws("ec2:ReplaceRoute", e))
+        })
+        .await?;
         self.find(cx, &spec.route_table_id, &spec.destination_cidr_block)
             .await?
             .ok_or_else(|| ResourceError::transient("the replaced route is not visible yet"))
@@ -447,15 +449,24 @@ impl Kind for RouteTableAssociation {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: RouteTableAssociationSpec = desired.spec()?;
-        match self
-            .ec2
-            .associate_route_table()
-            .route_table_id(&spec.route_table_id)
-            .subnet_id(&spec.subnet_id)
-            .send()
-            .await
-        {
-            Ok(out) => {
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The table and the subnet may be a moment old.
+        let associated = propagated(cx, || async move {
+            match ec2
+                .associate_route_table()
+                .route_table_id(&spec_ref.route_table_id)
+                .subnet_id(&spec_ref.subnet_id)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(Some(out)),
+                Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(None),
+                Err(e) => Err(aws("ec2:AssociateRouteTable", e)),
+            }
+        })
+        .await?;
+        match associated {
+            Some(out) => {
                 let id = out.association_id().unwrap_or_default();
                 let value = serde_json::to_value(RouteTableAssociationOut {
                     association_id: id.to_string(),
@@ -463,12 +474,9 @@ impl Kind for RouteTableAssociation {
                 .map_err(|e| ResourceError::fatal(e.to_string()))?;
                 Ok(Live::new(id, to_settings(&spec), value))
             }
-            Err(e) if code(&e) == "Resource.AlreadyAssociated" => {
-                self.find(cx, &spec.subnet_id).await?.ok_or_else(|| {
-                    ResourceError::transient("the subnet's association is not visible yet")
-                })
-            }
-            Err(e) => Err(aws("ec2:AssociateRouteTable", e)),
+            None => self.find(cx, &spec.subnet_id).await?.ok_or_else(|| {
+                ResourceError::transient("the subnet's association is not visible yet")
+            }),
         }
     }
 

@@ -1,12 +1,15 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tag};
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use};
+use crate::{
+    aws, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
+    while_in_use,
+};
 
 pub struct Subnet {
     pub(crate) ec2: Client,
@@ -49,14 +52,17 @@ fn live(s: &aws_sdk_ec2::types::Subnet) -> Option<Live> {
 }
 
 impl Subnet {
-    async fn set_public_ip(&self, id: &str, on: bool) -> Result<(), ResourceError> {
-        self.ec2
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:ModifySubnetAttribute", e))?;
+    async fn set_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<(), ResourceError> {
+        let ec2 = &self.ec2;
+        propagated(cx, || async move {
+            ec2.modify_subnet_attribute()
+                .subnet_id(id)
+                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:ModifySubnetAttribute", e))
+        })
+        .await?;
         Ok(())
     }
 }
@@ -95,18 +101,21 @@ impl Kind for Subnet {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: SubnetSpec = desired.spec()?;
-        let out = self
-            .ec2
-            .create_subnet()
-            .vpc_id(&spec.vpc_id)
-            .cidr_block(&spec.cidr_block)
-            .availability_zone(&spec.availability_zone)
-            .tag_specifications(tag_spec(cx, ResourceType::Subnet, Some(&spec.name)))
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateSubnet", e))?;
+        // The VPC may be a moment old.
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        let out = propagated(cx, || async move {
+            ec2.create_subnet()
+                .vpc_id(&spec_ref.vpc_id)
+                .cidr_block(&spec_ref.cidr_block)
+                .availability_zone(&spec_ref.availability_zone)
+                .tag_specifications(tag_spec(cx, ResourceType::Subnet, Some(&spec_ref.name)))
+                .customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateSubnet", e))
+        })
+        .await?;
         let s = out
             .subnet()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateSubnet returned no subnet"))?;
@@ -115,7 +124,7 @@ impl Kind for Subnet {
         })?;
         cx.created(&live).await?;
         if spec.map_public_ip_on_launch {
-            self.set_public_ip(&live.physical_id, true).await?;
+            self.set_public_ip(cx, &live.physical_id, true).await?;
             live.settings
                 .insert("map_public_ip_on_launch".into(), true.into());
         }
@@ -124,7 +133,7 @@ impl Kind for Subnet {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         changed: &[String],
@@ -134,18 +143,10 @@ impl Kind for Subnet {
         for c in changed {
             match c.as_str() {
                 "map_public_ip_on_launch" => {
-                    self.set_public_ip(&live.physical_id, spec.map_public_ip_on_launch)
+                    self.set_public_ip(cx, &live.physical_id, spec.map_public_ip_on_launch)
                         .await?
                 }
-                "name" => {
-                    self.ec2
-                        .create_tags()
-                        .resources(&live.physical_id)
-                        .tags(Tag::builder().key("Name").value(&spec.name).build())
-                        .send()
-                        .await
-                        .map_err(|e| aws("ec2:CreateTags", e))?;
-                }
+                "name" => set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?,
                 _ => {}
             }
         }

@@ -7,7 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, vpc_blockers, while_in_use,
+    aws, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
+    vpc_blockers, while_in_use,
 };
 
 pub struct Vpc {
@@ -50,22 +51,27 @@ impl Vpc {
         })
     }
 
-    async fn set_dns(&self, vpc_id: &str, on: bool) -> Result<(), ResourceError> {
+    async fn set_dns(&self, cx: &Cx, vpc_id: &str, on: bool) -> Result<(), ResourceError> {
         // One attribute per call, support before hostnames (AWS requires support for hostnames).
-        self.ec2
-            .modify_vpc_attribute()
-            .vpc_id(vpc_id)
-            .enable_dns_support(AttributeBooleanValue::builder().value(on).build())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:ModifyVpcAttribute", e))?;
-        self.ec2
-            .modify_vpc_attribute()
-            .vpc_id(vpc_id)
-            .enable_dns_hostnames(AttributeBooleanValue::builder().value(on).build())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:ModifyVpcAttribute", e))?;
+        let ec2 = &self.ec2;
+        propagated(cx, || async move {
+            ec2.modify_vpc_attribute()
+                .vpc_id(vpc_id)
+                .enable_dns_support(AttributeBooleanValue::builder().value(on).build())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:ModifyVpcAttribute", e))
+        })
+        .await?;
+        propagated(cx, || async move {
+            ec2.modify_vpc_attribute()
+                .vpc_id(vpc_id)
+                .enable_dns_hostnames(AttributeBooleanValue::builder().value(on).build())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:ModifyVpcAttribute", e))
+        })
+        .await?;
         Ok(())
     }
 }
@@ -121,7 +127,7 @@ impl Kind for Vpc {
             .ok_or_else(|| ResourceError::fatal("ec2:CreateVpc returned a VPC without an id"))?;
         cx.created(&live).await?;
         if spec.dns {
-            self.set_dns(&live.physical_id, true).await?;
+            self.set_dns(cx, &live.physical_id, true).await?;
         }
         live.ready = true;
         Ok(live)
@@ -129,28 +135,17 @@ impl Kind for Vpc {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: VpcSpec = desired.spec()?;
         if changed.iter().any(|c| c == "dns") {
-            self.set_dns(&live.physical_id, spec.dns).await?;
+            self.set_dns(cx, &live.physical_id, spec.dns).await?;
         }
         if changed.iter().any(|c| c == "name") {
-            self.ec2
-                .create_tags()
-                .resources(&live.physical_id)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Name")
-                        .value(&spec.name)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| aws("ec2:CreateTags", e))?;
+            set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         }
         let mut live = live.clone();
         live.settings.insert("name".into(), spec.name.into());

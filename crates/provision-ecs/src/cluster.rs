@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::ClusterField;
+use provision_aws::retry::{ECS_SERVICE_LINKED_ROLE, retry};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
@@ -90,14 +91,17 @@ impl Kind for Cluster {
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let name = desired.name()?;
         // CreateCluster returns the existing cluster of that name: a retry makes no second one.
-        let out = self
-            .ecs
-            .create_cluster()
-            .cluster_name(name)
-            .set_tags(Some(tags(cx)))
-            .send()
-            .await
-            .map_err(|e| aws("ecs:CreateCluster", e))?;
+        // A fresh account's first cluster waits for ECS's service-linked role.
+        let out = retry(cx, &[&ECS_SERVICE_LINKED_ROLE], || async {
+            self.ecs
+                .create_cluster()
+                .cluster_name(name)
+                .set_tags(Some(tags(cx)))
+                .send()
+                .await
+                .map_err(|e| aws("ecs:CreateCluster", e))
+        })
+        .await?;
         let c = out
             .cluster()
             .ok_or_else(|| ResourceError::fatal("ecs:CreateCluster returned no cluster"))?;
