@@ -10,7 +10,8 @@ use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
+    aws, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value,
 };
 
 /// A VPC endpoint: a gateway endpoint (S3) on route tables, or an interface endpoint (ECR)
@@ -124,13 +125,14 @@ impl Kind for VpcEndpoint {
                 .ec2
                 .describe_vpc_endpoints()
                 .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
                 .send()
+                .collect::<Result<Vec<_>, _>>()
                 .await
                 .map_err(|e| aws("ec2:DescribeVpcEndpoints", e))?
-                .vpc_endpoints()
-                .iter()
-                .find(|e| !is_gone(e))
-                .cloned(),
+                .into_iter()
+                .find(|e| !is_gone(e) && is_ours(cx, e.tags())),
         };
         let Some(e) = found.filter(|e| !is_gone(e)) else {
             return Ok(None);

@@ -10,8 +10,8 @@ use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
-    while_in_use,
+    aws, code, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value, while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -111,22 +111,32 @@ impl Kind for InternetGateway {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
-            Some(id) => self
+        let found = match lookup.physical_id() {
+            Some(id) => match self
                 .ec2
                 .describe_internet_gateways()
-                .internet_gateway_ids(id),
+                .internet_gateway_ids(id)
+                .send()
+                .await
+            {
+                Ok(out) => out.internet_gateways().first().cloned(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(aws("ec2:DescribeInternetGateways", e)),
+            },
             None => self
                 .ec2
                 .describe_internet_gateways()
-                .set_filters(Some(ours(cx))),
+                .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeInternetGateways", e))?
+                .into_iter()
+                .find(|g| is_ours(cx, g.tags())),
         };
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(aws("ec2:DescribeInternetGateways", e)),
-        };
-        let Some(g) = out.internet_gateways().first() else {
+        let Some(g) = found.as_ref() else {
             return Ok(None);
         };
         cx.ensure_ours(
@@ -268,7 +278,8 @@ impl Kind for ElasticIp {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
+        let by_id = lookup.physical_id();
+        let req = match by_id {
             Some(id) => self.ec2.describe_addresses().allocation_ids(id),
             None => self.ec2.describe_addresses().set_filters(Some(ours(cx))),
         };
@@ -277,7 +288,12 @@ impl Kind for ElasticIp {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeAddresses", e)),
         };
-        let Some(a) = out.addresses().first() else {
+        // DescribeAddresses answers in one page.
+        let found = match by_id {
+            Some(_) => out.addresses().first(),
+            None => out.addresses().iter().find(|a| is_ours(cx, a.tags())),
+        };
+        let Some(a) = found else {
             return Ok(None);
         };
         cx.ensure_ours(
@@ -348,10 +364,7 @@ impl Kind for ElasticIp {
                     match ec2.release_address().allocation_id(&id).send().await {
                         Ok(_) => Ok(()),
                         Err(e) if is_not_found(&e) => Ok(()),
-                        Err(e) if code(&e) == "InvalidIPAddress.InUse" => {
-                            Err(ResourceError::fatal("address in use")
-                                .with_code("DependencyViolation"))
-                        }
+                        // `InvalidIPAddress.InUse` while a deleting NAT gateway holds it.
                         Err(e) => Err(aws("ec2:ReleaseAddress", e)),
                     }
                 }
@@ -449,16 +462,20 @@ impl Kind for NatGateway {
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
         let found = match lookup.physical_id() {
             Some(id) => self.describe(id).await?,
-            None => {
-                let out = self
-                    .ec2
-                    .describe_nat_gateways()
-                    .set_filter(Some(ours(cx)))
-                    .send()
-                    .await
-                    .map_err(|e| aws("ec2:DescribeNatGateways", e))?;
-                out.nat_gateways().iter().find(|n| !is_gone(n)).cloned()
-            }
+            // Only a live gateway carrying this node's tags: moto and LocalStack ignore the
+            // tag filter and list every gateway, another environment's included.
+            None => self
+                .ec2
+                .describe_nat_gateways()
+                .set_filter(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeNatGateways", e))?
+                .into_iter()
+                .find(|n| !is_gone(n) && is_ours(cx, n.tags())),
         };
         let Some(n) = found.filter(|n| !is_gone(n)) else {
             return Ok(None);

@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use provision_aws::retry::{EC2_PROPAGATION, retry};
-use provision_core::resource::{Cx, ResourceError, TAG_ID, TAG_STACK};
+use provision_core::resource::{Cx, Owner, ResourceError, TAG_ID, TAG_STACK};
 
 mod endpoint;
 mod gateway;
@@ -146,6 +146,13 @@ pub(crate) fn filter(name: &str, value: impl Into<String>) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
+/// Whether `tags` name this resource of this stack. Every lookup by tags checks this on the
+/// client as well as asking the server to filter: emulators (moto, LocalStack) ignore some tag
+/// filters and answer with every resource, which would hand one environment another's.
+pub(crate) fn is_ours(cx: &Cx, tags: &[Tag]) -> bool {
+    cx.owner(tag_pairs(tags)) == Owner::Ours
+}
+
 pub(crate) fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
 }
@@ -204,8 +211,9 @@ pub(crate) async fn set_name(
     .await
 }
 
-/// Retries `op` while EC2 answers `DependencyViolation` (something still uses the resource:
-/// network interfaces being released, a NAT gateway still deleting), until the deadline for
+/// Retries `op` while EC2 answers `DependencyViolation` or `InvalidIPAddress.InUse`
+/// (something still uses the resource: network interfaces being released, a NAT gateway still
+/// deleting), until the deadline for
 /// `timeout`. On giving up, `blockers` explains what is in the way.
 pub(crate) async fn while_in_use<F, Fut, B, BFut>(
     cx: &Cx,
@@ -232,7 +240,10 @@ where
                 match attempt.await {
                     Ok(()) => Ok(Poll::Ready(())),
                     Err(e)
-                        if e.code.as_deref() == Some("DependencyViolation") || e.is_transient() =>
+                        if matches!(
+                            e.code.as_deref(),
+                            Some("DependencyViolation" | "InvalidIPAddress.InUse")
+                        ) || e.is_transient() =>
                     {
                         Ok(Poll::Pending("still in use".to_string()))
                     }
@@ -262,7 +273,12 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for eni in out.network_interfaces() {
+        // Each list is checked against the VPC here too: the filter may be ignored.
+        for eni in out
+            .network_interfaces()
+            .iter()
+            .filter(|n| n.vpc_id() == Some(vpc_id))
+        {
             let id = eni.network_interface_id().unwrap_or("?");
             let desc = eni.description().unwrap_or("");
             let owner = eni.requester_id().unwrap_or("");
@@ -278,7 +294,11 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for n in out.nat_gateways() {
+        for n in out
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.vpc_id() == Some(vpc_id))
+        {
             let state = n.state().map(|s| s.as_str()).unwrap_or("?");
             if state != "deleted" {
                 items.push(format!(
@@ -294,7 +314,11 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for e in out.vpc_endpoints() {
+        for e in out
+            .vpc_endpoints()
+            .iter()
+            .filter(|e| e.vpc_id() == Some(vpc_id))
+        {
             items.push(format!(
                 "VPC endpoint {}",
                 e.vpc_endpoint_id().unwrap_or("?")
@@ -307,7 +331,7 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for s in out.subnets() {
+        for s in out.subnets().iter().filter(|s| s.vpc_id() == Some(vpc_id)) {
             items.push(format!("subnet {}", s.subnet_id().unwrap_or("?")));
         }
     }
@@ -317,7 +341,11 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for g in out.security_groups() {
+        for g in out
+            .security_groups()
+            .iter()
+            .filter(|g| g.vpc_id() == Some(vpc_id))
+        {
             if g.group_name() != Some("default") {
                 items.push(format!(
                     "security group {} ({})",
@@ -333,7 +361,11 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for t in out.route_tables() {
+        for t in out
+            .route_tables()
+            .iter()
+            .filter(|t| t.vpc_id() == Some(vpc_id))
+        {
             // The main route table goes with the VPC; any other one keeps it.
             if !t.associations().iter().any(|a| a.main() == Some(true)) {
                 items.push(format!("route table {}", t.route_table_id().unwrap_or("?")));
@@ -346,7 +378,11 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         .send()
         .await
     {
-        for g in out.internet_gateways() {
+        for g in out
+            .internet_gateways()
+            .iter()
+            .filter(|g| g.attachments().iter().any(|a| a.vpc_id() == Some(vpc_id)))
+        {
             items.push(format!(
                 "internet gateway {}",
                 g.internet_gateway_id().unwrap_or("?")

@@ -7,8 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, filter, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
-    tag_value, while_in_use,
+    aws, code, filter, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs,
+    tag_spec, tag_value, while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -79,12 +79,14 @@ impl Kind for RouteTable {
                 .ec2
                 .describe_route_tables()
                 .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
                 .send()
+                .collect::<Result<Vec<_>, _>>()
                 .await
                 .map_err(|e| aws("ec2:DescribeRouteTables", e))?
-                .route_tables()
-                .first()
-                .cloned(),
+                .into_iter()
+                .find(|t| is_ours(cx, t.tags())),
         };
         let Some(t) = found else { return Ok(None) };
         cx.ensure_ours(
@@ -397,21 +399,23 @@ pub struct RouteTableAssociationOut {
 
 impl RouteTableAssociation {
     async fn find(&self, cx: &Cx, subnet_id: &str) -> Result<Option<Live>, ResourceError> {
-        let out = self
+        let tables = self
             .ec2
             .describe_route_tables()
             .filters(filter("association.subnet-id", subnet_id))
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| aws("ec2:DescribeRouteTables", e))?;
-        let Some(t) = out.route_tables().first() else {
-            return Ok(None);
-        };
-        let Some(a) = t
-            .associations()
-            .iter()
-            .find(|a| a.subnet_id() == Some(subnet_id))
-        else {
+        // The table that holds the subnet's association, checked here: the filter may be ignored.
+        let Some((t, a)) = tables.iter().find_map(|t| {
+            t.associations()
+                .iter()
+                .find(|a| a.subnet_id() == Some(subnet_id))
+                .map(|a| (t, a))
+        }) else {
             return Ok(None);
         };
         ensure_table_is_ours(cx, t)?;

@@ -9,7 +9,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, filter, is_not_found, ours, propagated, tag_pairs, tag_spec, tag_value, while_in_use,
+    aws, code, filter, is_not_found, is_ours, ours, propagated, tag_pairs, tag_spec, tag_value,
+    while_in_use,
 };
 
 /// A security group with the ingress rules it should have, and no others.
@@ -201,19 +202,32 @@ impl Kind for SecurityGroup {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
-            Some(id) => self.ec2.describe_security_groups().group_ids(id),
+        let found = match lookup.physical_id() {
+            Some(id) => match self
+                .ec2
+                .describe_security_groups()
+                .group_ids(id)
+                .send()
+                .await
+            {
+                Ok(out) => out.security_groups().first().cloned(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(aws("ec2:DescribeSecurityGroups", e)),
+            },
             None => self
                 .ec2
                 .describe_security_groups()
-                .set_filters(Some(ours(cx))),
+                .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeSecurityGroups", e))?
+                .into_iter()
+                .find(|g| is_ours(cx, g.tags())),
         };
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(aws("ec2:DescribeSecurityGroups", e)),
-        };
-        let Some(g) = out.security_groups().first() else {
+        let Some(g) = found.as_ref() else {
             return Ok(None);
         };
         cx.ensure_ours(
@@ -318,18 +332,31 @@ impl Kind for SecurityGroup {
                     .send()
                     .await
                 {
-                    Ok(out) if !out.network_interfaces().is_empty() => out
-                        .network_interfaces()
-                        .iter()
-                        .map(|n| {
-                            format!(
-                                "network interface {} ({})",
-                                n.network_interface_id().unwrap_or("?"),
-                                n.description().unwrap_or("")
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    // Checked here too: the filter may be ignored.
+                    Ok(out)
+                        if out.network_interfaces().iter().any(|n| {
+                            n.groups()
+                                .iter()
+                                .any(|g| g.group_id() == Some(blockers_id.as_str()))
+                        }) =>
+                    {
+                        out.network_interfaces()
+                            .iter()
+                            .filter(|n| {
+                                n.groups()
+                                    .iter()
+                                    .any(|g| g.group_id() == Some(blockers_id.as_str()))
+                            })
+                            .map(|n| {
+                                format!(
+                                    "network interface {} ({})",
+                                    n.network_interface_id().unwrap_or("?"),
+                                    n.description().unwrap_or("")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                     _ => "another security group's rule refers to it".to_string(),
                 }
             },

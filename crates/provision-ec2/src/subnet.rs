@@ -7,8 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
-    while_in_use,
+    aws, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value, while_in_use,
 };
 
 pub struct Subnet {
@@ -80,16 +80,26 @@ impl Kind for Subnet {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
-            Some(id) => self.ec2.describe_subnets().subnet_ids(id),
-            None => self.ec2.describe_subnets().set_filters(Some(ours(cx))),
+        let found = match lookup.physical_id() {
+            Some(id) => match self.ec2.describe_subnets().subnet_ids(id).send().await {
+                Ok(out) => out.subnets().first().cloned(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(aws("ec2:DescribeSubnets", e)),
+            },
+            None => self
+                .ec2
+                .describe_subnets()
+                .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeSubnets", e))?
+                .into_iter()
+                .find(|s| is_ours(cx, s.tags())),
         };
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(aws("ec2:DescribeSubnets", e)),
-        };
-        let Some(s) = out.subnets().first() else {
+        let Some(s) = found.as_ref() else {
             return Ok(None);
         };
         cx.ensure_ours(

@@ -7,8 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, is_not_found, no_retry, ours, propagated, set_name, tag_pairs, tag_spec, tag_value,
-    vpc_blockers, while_in_use,
+    aws, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value, vpc_blockers, while_in_use,
 };
 
 pub struct Vpc {
@@ -89,16 +89,26 @@ impl Kind for Vpc {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
-            Some(id) => self.ec2.describe_vpcs().vpc_ids(id),
-            None => self.ec2.describe_vpcs().set_filters(Some(ours(cx))),
+        let found = match lookup.physical_id() {
+            Some(id) => match self.ec2.describe_vpcs().vpc_ids(id).send().await {
+                Ok(out) => out.vpcs().first().cloned(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(aws("ec2:DescribeVpcs", e)),
+            },
+            None => self
+                .ec2
+                .describe_vpcs()
+                .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeVpcs", e))?
+                .into_iter()
+                .find(|v| is_ours(cx, v.tags())),
         };
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(aws("ec2:DescribeVpcs", e)),
-        };
-        let Some(v) = out.vpcs().first() else {
+        let Some(v) = found.as_ref() else {
             return Ok(None);
         };
         cx.ensure_ours(

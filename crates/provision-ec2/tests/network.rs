@@ -1,0 +1,282 @@
+//! The EC2 kinds against the emulator (moto), where it can serve them: two environments side
+//! by side in one account never find each other's resources, whatever the server does with
+//! tag filters (moto ignores the one on `DescribeNatGateways`).
+
+// The helpers are test code too (clippy only knows `#[test]` functions as such).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use provision_core::Kind;
+use provision_core::resource::{Cx, Desired, Live, LogicalId, Lookup, Stack, to_settings};
+use provision_ec2::{
+    Ec2Kinds, ElasticIpSpec, IngressRule, InternetGatewaySpec, NatGatewaySpec, RouteTableSpec,
+    SecurityGroupSpec, SubnetSpec, VpcEndpointSpec, VpcSpec,
+};
+use provision_testkit::Emulator;
+use serde::Serialize;
+
+fn client(url: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// One environment's context for the resource `id`.
+fn cx(environment: &str, id: &str) -> Cx {
+    Cx::detached(
+        id,
+        Stack {
+            name: format!("streamlit-app-{environment}"),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        },
+    )
+}
+
+fn desired<T: Serialize>(id: &str, spec: &T) -> Desired {
+    Desired {
+        id: LogicalId::new(id),
+        name: None,
+        // Unique per environment and resource, like the engine's tokens.
+        token: format!("{:032x}", fxhash(id)),
+        settings: to_settings(spec),
+    }
+}
+
+fn fxhash(s: &str) -> u128 {
+    s.bytes().fold(0xcbf29ce484222325u128, |h, b| {
+        (h ^ b as u128).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Reads `id` by its tags alone, as after a crash that lost the create's reply.
+async fn find(kind: &dyn Kind, environment: &str, id: &str) -> Option<Live> {
+    let logical = LogicalId::new(id);
+    let lookup = Lookup {
+        id: &logical,
+        name: None,
+        token: "",
+        record: None,
+    };
+    kind.read(&cx(environment, id), &lookup)
+        .await
+        .unwrap_or_else(|e| panic!("{environment} {id}: {e}"))
+}
+
+/// The network resources of one environment, created through the kinds.
+struct Network {
+    ids: Vec<(&'static str, String)>,
+}
+
+async fn network(k: &Ec2Kinds, env: &str, cidr_second_octet: u8) -> Network {
+    let make = |id: &'static str| (id, cx(env, id));
+    let token_id = |id: &str| format!("{env}/{id}");
+    let mut ids = Vec::new();
+
+    let (id, c) = make("network/vpc");
+    let vpc = k
+        .vpc
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &VpcSpec {
+                    cidr_block: format!("10.{cidr_second_octet}.0.0/16"),
+                    name: format!("vpc-{env}"),
+                    dns: true,
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let vpc_id = vpc.physical_id.clone();
+    ids.push((id, vpc_id.clone()));
+
+    let (id, c) = make("network/subnet/public-0");
+    let subnet = k
+        .subnet
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &SubnetSpec {
+                    vpc_id: vpc_id.clone(),
+                    cidr_block: format!("10.{cidr_second_octet}.0.0/18"),
+                    availability_zone: "us-east-1a".into(),
+                    map_public_ip_on_launch: true,
+                    name: format!("public-{env}"),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, subnet.physical_id.clone()));
+
+    let (id, c) = make("network/internet-gateway");
+    let igw = k
+        .internet_gateway
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &InternetGatewaySpec {
+                    vpc_id: vpc_id.clone(),
+                    name: format!("igw-{env}"),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, igw.physical_id.clone()));
+
+    let (id, c) = make("network/elastic-ip");
+    let eip = k
+        .elastic_ip
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &ElasticIpSpec {
+                    name: format!("eip-{env}"),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, eip.physical_id.clone()));
+
+    let (id, c) = make("network/nat-gateway");
+    let nat = k
+        .nat_gateway
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &NatGatewaySpec {
+                    subnet_id: subnet.physical_id.clone(),
+                    allocation_id: eip.physical_id.clone(),
+                    name: format!("nat-{env}"),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, nat.physical_id.clone()));
+
+    let (id, c) = make("network/route-table/private");
+    let rt = k
+        .route_table
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &RouteTableSpec {
+                    vpc_id: vpc_id.clone(),
+                    name: format!("private-{env}"),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, rt.physical_id.clone()));
+
+    let (id, c) = make("network/security-group/vpc-endpoints");
+    let sg = k
+        .security_group
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &SecurityGroupSpec {
+                    vpc_id: vpc_id.clone(),
+                    group_name: format!("streamlit-app-{env}-vpc-endpoints"),
+                    description: "HTTPS from the VPC to its interface endpoints".into(),
+                    ingress: BTreeSet::from([IngressRule::tcp_from_cidr(
+                        443,
+                        &format!("10.{cidr_second_octet}.0.0/16"),
+                    )]),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, sg.physical_id.clone()));
+
+    let (id, c) = make("network/vpc-endpoint/s3");
+    let endpoint = k
+        .vpc_endpoint
+        .create(
+            &c,
+            &desired(
+                &token_id(id),
+                &VpcEndpointSpec {
+                    vpc_id: vpc_id.clone(),
+                    service_name: "com.amazonaws.us-east-1.s3".into(),
+                    endpoint_type: "Gateway".into(),
+                    route_table_ids: BTreeSet::from([rt.physical_id.clone()]),
+                    subnet_ids: BTreeSet::new(),
+                    security_group_ids: BTreeSet::new(),
+                    private_dns_enabled: false,
+                    name: format!("s3-{env}"),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    ids.push((id, endpoint.physical_id.clone()));
+
+    Network { ids }
+}
+
+fn kind<'a>(k: &'a Ec2Kinds, id: &str) -> &'a dyn Kind {
+    match id {
+        "network/vpc" => k.vpc.as_ref(),
+        "network/subnet/public-0" => k.subnet.as_ref(),
+        "network/internet-gateway" => k.internet_gateway.as_ref(),
+        "network/elastic-ip" => k.elastic_ip.as_ref(),
+        "network/nat-gateway" => k.nat_gateway.as_ref(),
+        "network/route-table/private" => k.route_table.as_ref(),
+        "network/security-group/vpc-endpoints" => k.security_group.as_ref(),
+        "network/vpc-endpoint/s3" => k.vpc_endpoint.as_ref(),
+        other => panic!("no kind for {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_environments_in_one_account_never_find_each_others_resources() {
+    let emulator = Emulator::start().expect("moto starts");
+    let k = Ec2Kinds::new(client(emulator.url()));
+
+    let dev = network(&k, "dev", 1).await;
+    // Before prod has anything, a lookup by tags (a lost reply, a crash) must find nothing,
+    // not dev's resource, and must not take dev's for a foreign one either.
+    for (id, _) in &dev.ids {
+        assert_eq!(
+            find(kind(&k, id), "prod", id).await.map(|l| l.physical_id),
+            None,
+            "prod's {id} found one of dev's"
+        );
+    }
+
+    let prod = network(&k, "prod", 2).await;
+    for ((id, dev_id), (_, prod_id)) in dev.ids.iter().zip(&prod.ids) {
+        assert_ne!(dev_id, prod_id, "{id}");
+        for (env, want) in [("dev", dev_id), ("prod", prod_id)] {
+            assert_eq!(
+                find(kind(&k, id), env, id)
+                    .await
+                    .map(|l| l.physical_id)
+                    .as_ref(),
+                Some(want),
+                "{env}'s {id}"
+            );
+        }
+    }
+}
