@@ -1,6 +1,7 @@
 //! The EC2 kinds against the emulator (moto), where it can serve them: two environments side
 //! by side in one account never find each other's resources, whatever the server does with
-//! tag filters (moto ignores the one on `DescribeNatGateways`).
+//! tag filters (moto ignores the one on `DescribeNatGateways`); the availability zones are
+//! those offering the stack's endpoint services.
 
 // The helpers are test code too (clippy only knows `#[test]` functions as such).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,8 +11,9 @@ use std::collections::BTreeSet;
 use provision_core::Kind;
 use provision_core::resource::{Cx, Desired, Live, LogicalId, Lookup, Stack, to_settings};
 use provision_ec2::{
-    Ec2Kinds, ElasticIpSpec, IngressRule, InternetGatewaySpec, NatGatewaySpec, RouteTableSpec,
-    SecurityGroupSpec, SubnetSpec, VpcEndpointSpec, VpcSpec,
+    AvailabilityZonesOut, AvailabilityZonesSpec, Ec2Kinds, ElasticIpSpec, IngressRule,
+    InternetGatewaySpec, NatGatewaySpec, RouteTableSpec, SecurityGroupSpec, SubnetSpec,
+    VpcEndpointSpec, VpcSpec,
 };
 use provision_testkit::Emulator;
 use serde::Serialize;
@@ -279,4 +281,95 @@ async fn two_environments_in_one_account_never_find_each_others_resources() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zones_are_those_offering_the_endpoint_services_and_a_service_not_offered_is_named() {
+    let emulator = Emulator::start().expect("moto starts");
+    let k = Ec2Kinds::new(client(emulator.url()));
+    let id = "network/availability-zones";
+    let c = cx("dev", id);
+
+    let any = k
+        .availability_zones
+        .create(&c, &desired(id, &AvailabilityZonesSpec::default()))
+        .await
+        .unwrap();
+    let any: AvailabilityZonesOut = any.outputs().unwrap();
+    assert!(any.names.len() >= 2);
+    assert!(any.names.windows(2).all(|w| w[0] < w[1]), "sorted");
+
+    // The zones EC2 says offer both ECR endpoint services, asked of it the same way.
+    let ec2 = client(emulator.url());
+    let mut offered: Option<BTreeSet<String>> = None;
+    for service in ["ecr.api", "ecr.dkr"] {
+        let name = format!("com.amazonaws.us-east-1.{service}");
+        let out = ec2
+            .describe_vpc_endpoint_services()
+            .service_names(&name)
+            .send()
+            .await
+            .unwrap();
+        let zones: BTreeSet<String> = out
+            .service_details()
+            .iter()
+            .find(|d| d.service_name() == Some(name.as_str()))
+            .unwrap()
+            .availability_zones()
+            .iter()
+            .cloned()
+            .collect();
+        offered = Some(match offered {
+            None => zones,
+            Some(o) => o.intersection(&zones).cloned().collect(),
+        });
+    }
+    let spec = AvailabilityZonesSpec {
+        endpoint_services: vec![
+            "com.amazonaws.us-east-1.ecr.api".into(),
+            "com.amazonaws.us-east-1.ecr.dkr".into(),
+        ],
+    };
+    let chosen: AvailabilityZonesOut = k
+        .availability_zones
+        .create(&c, &desired(id, &spec))
+        .await
+        .unwrap()
+        .outputs()
+        .unwrap();
+    let offered = offered.unwrap();
+    assert!(chosen.names.len() >= 2);
+    assert!(
+        chosen
+            .names
+            .iter()
+            .all(|z| offered.contains(z) && any.names.contains(z)),
+        "{chosen:?} offered in {offered:?}"
+    );
+
+    let err = k
+        .availability_zones
+        .create(
+            &c,
+            &desired(
+                id,
+                &AvailabilityZonesSpec {
+                    endpoint_services: vec!["com.amazonaws.us-east-1.no-such-service".into()],
+                },
+            ),
+        )
+        .await
+        .unwrap_err();
+    // AWS (and moto) answer InvalidServiceName; the error names the service and what to do.
+    assert!(
+        err.message
+            .contains("com.amazonaws.us-east-1.no-such-service"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.hint.as_deref().is_some_and(|h| h.contains("region")),
+        "{:?}",
+        err.hint
+    );
 }

@@ -70,7 +70,7 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
     let label = |suffix: &str| format!("{vpc_name}/{suffix}");
 
     let zones = Node::new("network/availability-zones", k.availability_zones.clone())
-        .spec(|_| Ok(AvailabilityZonesSpec {}));
+        .spec(|_| Ok(AvailabilityZonesSpec::default()));
     let zones_ref: Ref<AvailabilityZonesOut> = zones.handle();
     g.add(zones)?;
 
