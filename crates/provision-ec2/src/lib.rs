@@ -36,6 +36,52 @@ pub use subnet::{Subnet, SubnetOut, SubnetSpec};
 pub use vpc::{Vpc, VpcOut, VpcSpec};
 pub use zones::{AvailabilityZones, AvailabilityZonesOut, AvailabilityZonesSpec};
 
+/// Where an IPv6 block association (of a VPC or a subnet) stands. EC2 reports `associating`,
+/// `associated`, `disassociating`, `disassociated`, `failing` or `failed`
+/// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_VpcCidrBlockState.html,
+/// API_SubnetCidrBlockState.html): an association is asynchronous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Association {
+    Pending,
+    Associated,
+    Gone,
+}
+
+pub(crate) fn association(state: Option<&str>) -> Association {
+    match state {
+        Some("associating") => Association::Pending,
+        Some("disassociating" | "disassociated" | "failing" | "failed") => Association::Gone,
+        // `associated`. moto reports a subnet's state as the text of a dict
+        // ("{'State': 'associated'}"); it only ever reports associated ones that way.
+        _ => Association::Associated,
+    }
+}
+
+/// An IPv6 CIDR in the form EC2 and this crate compare: the address compressed as RFC 5952
+/// says (what `Ipv6Addr` prints), then the prefix length. `None` if it is not one.
+pub fn normalize_ipv6_cidr(cidr: &str) -> Option<String> {
+    let (addr, len) = cidr.split_once('/')?;
+    let addr: std::net::Ipv6Addr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 128)?;
+    Some(format!("{addr}/{len}"))
+}
+
+/// The `index`-th /64 of a VPC's Amazon-provided /56: what each subnet of a dual-stack VPC
+/// gets (a /56 holds 256 of them). `None` if `vpc_block` is not an IPv6 /56.
+/// (https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html: a subnet's IPv6 CIDR
+/// is a /64 from the VPC's block.)
+pub fn ipv6_subnet(vpc_block: &str, index: u8) -> Option<String> {
+    let (addr, len) = vpc_block.split_once('/')?;
+    if len != "56" {
+        return None;
+    }
+    let base = u128::from(addr.parse::<std::net::Ipv6Addr>().ok()?);
+    // A /56 leaves 8 bits of subnet id above the /64's 64 host bits.
+    let mask_56 = !0u128 << (128 - 56);
+    let subnet = (base & mask_56) | (u128::from(index) << 64);
+    Some(format!("{}/64", std::net::Ipv6Addr::from(subnet)))
+}
+
 /// Every EC2 kind, sharing one client.
 pub struct Ec2Kinds {
     pub availability_zones: std::sync::Arc<AvailabilityZones>,
@@ -393,5 +439,54 @@ pub async fn vpc_blockers(ec2: &Client, vpc_id: &str) -> String {
         "AWS did not say what (nothing is listed in it any more; retry)".to_string()
     } else {
         items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_get_the_numbered_64s_of_the_vpc_56() {
+        assert_eq!(
+            ipv6_subnet("2600:1f18:4b2:5a00::/56", 0).as_deref(),
+            Some("2600:1f18:4b2:5a00::/64")
+        );
+        assert_eq!(
+            ipv6_subnet("2600:1f18:4b2:5a00::/56", 1).as_deref(),
+            Some("2600:1f18:4b2:5a01::/64")
+        );
+        assert_eq!(
+            ipv6_subnet("2600:1f18:4b2:5a00::/56", 255).as_deref(),
+            Some("2600:1f18:4b2:5aff::/64")
+        );
+        // Not a /56, not IPv6.
+        assert_eq!(ipv6_subnet("2600:1f18:4b2:5a00::/64", 0), None);
+        assert_eq!(ipv6_subnet("10.0.0.0/16", 0), None);
+    }
+
+    #[test]
+    fn ipv6_cidrs_compare_in_one_written_form() {
+        assert_eq!(
+            normalize_ipv6_cidr("2600:1F18:04b2:5A00:0000::/64").as_deref(),
+            Some("2600:1f18:4b2:5a00::/64")
+        );
+        assert_eq!(normalize_ipv6_cidr("::/0").as_deref(), Some("::/0"));
+        assert_eq!(normalize_ipv6_cidr("::/129"), None);
+        assert_eq!(normalize_ipv6_cidr("0.0.0.0/0"), None);
+    }
+
+    #[test]
+    fn association_states_are_read_as_ec2_documents_them() {
+        assert_eq!(association(Some("associating")), Association::Pending);
+        assert_eq!(association(Some("associated")), Association::Associated);
+        for gone in ["disassociating", "disassociated", "failing", "failed"] {
+            assert_eq!(association(Some(gone)), Association::Gone, "{gone}");
+        }
+        // moto's rendering of a subnet's associated state.
+        assert_eq!(
+            association(Some("{'State': 'associated'}")),
+            Association::Associated
+        );
     }
 }

@@ -7,8 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, filter, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs,
-    tag_spec, tag_value, while_in_use,
+    aws, code, filter, is_not_found, is_ours, no_retry, normalize_ipv6_cidr, ours, propagated,
+    set_name, tag_pairs, tag_spec, tag_value, while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -196,6 +196,7 @@ pub struct Route {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RouteSpec {
     pub route_table_id: String,
+    /// IPv4 (`0.0.0.0/0`) or IPv6 (`::/0`: sent as `DestinationIpv6CidrBlock`).
     pub destination_cidr_block: String,
     /// An internet gateway (public routes)...
     pub gateway_id: Option<String>,
@@ -207,6 +208,30 @@ pub struct RouteSpec {
 pub struct RouteOut {
     pub route_table_id: String,
     pub destination_cidr_block: String,
+}
+
+/// The destination for the IPv4 parameter (`DestinationCidrBlock`), if it is IPv4.
+fn ipv4(destination: &str) -> Option<String> {
+    (!destination.contains(':')).then(|| destination.to_string())
+}
+
+/// The destination for the IPv6 parameter (`DestinationIpv6CidrBlock`), if it is IPv6.
+fn ipv6(destination: &str) -> Option<String> {
+    destination.contains(':').then(|| destination.to_string())
+}
+
+/// Whether `r` is the route for `destination`, IPv4 or IPv6 (compared in one written form).
+fn routes_to(r: &aws_sdk_ec2::types::Route, destination: &str) -> bool {
+    match ipv6(destination) {
+        None => r.destination_cidr_block() == Some(destination),
+        Some(d) => {
+            let want = normalize_ipv6_cidr(&d);
+            want.is_some()
+                && r.destination_ipv6_cidr_block()
+                    .and_then(normalize_ipv6_cidr)
+                    == want
+        }
+    }
 }
 
 fn route_id(spec: &RouteSpec) -> String {
@@ -235,11 +260,7 @@ impl Route {
             return Ok(None);
         };
         ensure_table_is_ours(cx, t)?;
-        let Some(r) = t
-            .routes()
-            .iter()
-            .find(|r| r.destination_cidr_block() == Some(destination))
-        else {
+        let Some(r) = t.routes().iter().find(|r| routes_to(r, destination)) else {
             return Ok(None);
         };
         let spec = RouteSpec {
@@ -290,7 +311,8 @@ impl Kind for Route {
             let mut req = ec2
                 .create_route()
                 .route_table_id(&spec_ref.route_table_id)
-                .destination_cidr_block(&spec_ref.destination_cidr_block);
+                .set_destination_cidr_block(ipv4(&spec_ref.destination_cidr_block))
+                .set_destination_ipv6_cidr_block(ipv6(&spec_ref.destination_cidr_block));
             if let Some(g) = &spec_ref.gateway_id {
                 req = req.gateway_id(g);
             }
@@ -344,7 +366,8 @@ impl Kind for Route {
             .ec2
             .delete_route()
             .route_table_id(&spec.route_table_id)
-            .destination_cidr_block(&spec.destination_cidr_block)
+            .set_destination_cidr_block(ipv4(&spec.destination_cidr_block))
+            .set_destination_ipv6_cidr_block(ipv6(&spec.destination_cidr_block))
             .send()
             .await
         {
@@ -363,7 +386,8 @@ impl Route {
             let mut req = ec2
                 .replace_route()
                 .route_table_id(&spec.route_table_id)
-                .destination_cidr_block(&spec.destination_cidr_block);
+                .set_destination_cidr_block(ipv4(&spec.destination_cidr_block))
+                .set_destination_ipv6_cidr_block(ipv6(&spec.destination_cidr_block));
             if let Some(g) = &spec.gateway_id {
                 req = req.gateway_id(g);
             }

@@ -1,7 +1,8 @@
 //! The EC2 kinds against the emulator (moto), where it can serve them: two environments side
 //! by side in one account never find each other's resources, whatever the server does with
 //! tag filters (moto ignores the one on `DescribeNatGateways`); the availability zones are
-//! those offering the stack's endpoint services.
+//! those offering the stack's endpoint services; a dual-stack network is made, read back in
+//! one call per resource without a change to make, and switched on in place.
 
 // The helpers are test code too (clippy only knows `#[test]` functions as such).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,17 +10,22 @@
 use std::collections::BTreeSet;
 
 use provision_core::Kind;
-use provision_core::resource::{Cx, Desired, Live, LogicalId, Lookup, Stack, to_settings};
+use provision_core::resource::{Cx, Desired, Live, LogicalId, Lookup, Record, Stack, to_settings};
 use provision_ec2::{
     AvailabilityZonesOut, AvailabilityZonesSpec, Ec2Kinds, ElasticIpSpec, IngressRule,
-    InternetGatewaySpec, NatGatewaySpec, RouteTableSpec, SecurityGroupSpec, SubnetSpec,
-    VpcEndpointSpec, VpcSpec,
+    InternetGatewaySpec, NatGatewaySpec, RouteSpec, RouteTableSpec, SecurityGroupSpec, SubnetSpec,
+    VpcEndpointSpec, VpcOut, VpcSpec, ipv6_subnet,
 };
 use provision_testkit::Emulator;
 use serde::Serialize;
 
 fn client(url: &str) -> aws_sdk_ec2::Client {
+    client_counted(url, &provision_aws::ApiCalls::default())
+}
+
+fn client_counted(url: &str, calls: &provision_aws::ApiCalls) -> aws_sdk_ec2::Client {
     let conf = aws_sdk_ec2::Config::builder()
+        .interceptor(calls.clone())
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new("us-east-1"))
         .endpoint_url(url)
@@ -93,6 +99,7 @@ async fn network(k: &Ec2Kinds, env: &str, cidr_second_octet: u8) -> Network {
                     cidr_block: format!("10.{cidr_second_octet}.0.0/16"),
                     name: format!("vpc-{env}"),
                     dns: true,
+                    ipv6: false,
                 },
             ),
         )
@@ -114,6 +121,8 @@ async fn network(k: &Ec2Kinds, env: &str, cidr_second_octet: u8) -> Network {
                     availability_zone: "us-east-1a".into(),
                     map_public_ip_on_launch: true,
                     name: format!("public-{env}"),
+                    ipv6_cidr_block: None,
+                    assign_ipv6_address_on_creation: false,
                 },
             ),
         )
@@ -372,4 +381,236 @@ async fn zones_are_those_offering_the_endpoint_services_and_a_service_not_offere
         "{:?}",
         err.hint
     );
+}
+
+/// Reads `id` by its recorded physical id, as every rerun does.
+async fn read_by_id(kind: &dyn Kind, environment: &str, id: &str, physical_id: &str) -> Live {
+    let logical = LogicalId::new(id);
+    let record = Record {
+        kind: kind.name().to_string(),
+        status: provision_core::state::Status::Ready,
+        physical_id: Some(physical_id.to_string()),
+        name: None,
+        token: String::new(),
+        generation: 0,
+        deps: Vec::new(),
+        fingerprint: None,
+        settings: serde_json::Map::new(),
+        outputs: serde_json::Value::Null,
+        updated_at: String::new(),
+    };
+    let lookup = Lookup {
+        id: &logical,
+        name: None,
+        token: "",
+        record: Some(&record),
+    };
+    kind.read(&cx(environment, id), &lookup)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} {physical_id} is gone"))
+}
+
+fn changed(desired: &Desired, live: &Live) -> Vec<String> {
+    desired
+        .settings
+        .iter()
+        .filter(|(k, v)| live.settings.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dual_stack_network_is_made_read_back_unchanged_and_switched_on_in_place() {
+    let emulator = Emulator::start().expect("moto starts");
+    let calls = provision_aws::ApiCalls::default();
+    let k = Ec2Kinds::new(client_counted(emulator.url(), &calls));
+
+    // A new VPC with an Amazon-provided /56.
+    let vpc_spec = VpcSpec {
+        cidr_block: "10.0.0.0/16".into(),
+        name: "dual".into(),
+        dns: true,
+        ipv6: true,
+    };
+    let vpc = k
+        .vpc
+        .create(&cx("dev", "network/vpc"), &desired("vpc", &vpc_spec))
+        .await
+        .unwrap();
+    let out: VpcOut = vpc.outputs().unwrap();
+    let block = out.ipv6_cidr_block.clone().expect("an IPv6 /56");
+    assert!(block.ends_with("/56"), "{block}");
+
+    // A subnet with the first /64, giving addresses from it.
+    let subnet_spec = SubnetSpec {
+        vpc_id: out.vpc_id.clone(),
+        cidr_block: "10.0.0.0/18".into(),
+        availability_zone: "us-east-1a".into(),
+        map_public_ip_on_launch: true,
+        name: "public-1".into(),
+        ipv6_cidr_block: ipv6_subnet(&block, 0),
+        assign_ipv6_address_on_creation: true,
+    };
+    let id = "network/subnet/public-0";
+    let subnet_desired = desired(id, &subnet_spec);
+    let subnet = k
+        .subnet
+        .create(&cx("dev", id), &subnet_desired)
+        .await
+        .unwrap();
+
+    // A rerun reads each back in one call, and finds nothing to change.
+    let before = calls.snapshot();
+    let vpc_live = read_by_id(k.vpc.as_ref(), "dev", "network/vpc", &vpc.physical_id).await;
+    let subnet_live = read_by_id(k.subnet.as_ref(), "dev", id, &subnet.physical_id).await;
+    let after = calls.snapshot();
+    assert_eq!(after.total - before.total, 2, "one read per resource");
+    assert_eq!(
+        changed(&desired("vpc", &vpc_spec), &vpc_live),
+        ["dns"],
+        "only DNS, which EC2 does not report in DescribeVpcs"
+    );
+    assert_eq!(changed(&subnet_desired, &subnet_live), Vec::<String>::new());
+
+    // The default route for IPv6 through the internet gateway.
+    let igw = k
+        .internet_gateway
+        .create(
+            &cx("dev", "network/internet-gateway"),
+            &desired(
+                "igw",
+                &InternetGatewaySpec {
+                    vpc_id: out.vpc_id.clone(),
+                    name: "igw".into(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let rt = k
+        .route_table
+        .create(
+            &cx("dev", "network/route-table/public"),
+            &desired(
+                "rt",
+                &RouteTableSpec {
+                    vpc_id: out.vpc_id.clone(),
+                    name: "public".into(),
+                },
+            ),
+        )
+        .await
+        .unwrap();
+    let route_spec = RouteSpec {
+        route_table_id: rt.physical_id.clone(),
+        destination_cidr_block: "::/0".into(),
+        gateway_id: Some(igw.physical_id.clone()),
+        nat_gateway_id: None,
+    };
+    let route_id = "network/route/public-default-ipv6";
+    let route_desired = desired(route_id, &route_spec);
+    k.route
+        .create(&cx("dev", route_id), &route_desired)
+        .await
+        .unwrap();
+    let logical = LogicalId::new(route_id);
+    let intent = Record {
+        kind: "ec2.route".into(),
+        status: provision_core::state::Status::Ready,
+        physical_id: None,
+        name: None,
+        token: String::new(),
+        generation: 0,
+        deps: Vec::new(),
+        fingerprint: None,
+        settings: route_desired.settings.clone(),
+        outputs: serde_json::Value::Null,
+        updated_at: String::new(),
+    };
+    let lookup = Lookup {
+        id: &logical,
+        name: None,
+        token: "",
+        record: Some(&intent),
+    };
+    let route = k
+        .route
+        .read(&cx("dev", route_id), &lookup)
+        .await
+        .unwrap()
+        .expect("the ::/0 route");
+    assert_eq!(changed(&route_desired, &route), Vec::<String>::new());
+    k.route.delete(&cx("dev", route_id), &intent).await.unwrap();
+    assert!(
+        k.route
+            .read(&cx("dev", route_id), &lookup)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An IPv4-only VPC and subnet switched to dual stack in place.
+    let v4 = VpcSpec {
+        cidr_block: "10.1.0.0/16".into(),
+        name: "v4".into(),
+        dns: false,
+        ipv6: false,
+    };
+    let old_vpc = k
+        .vpc
+        .create(&cx("prod", "network/vpc"), &desired("vpc", &v4))
+        .await
+        .unwrap();
+    assert_eq!(old_vpc.outputs::<VpcOut>().unwrap().ipv6_cidr_block, None);
+    let dual = VpcSpec { ipv6: true, ..v4 };
+    let dual_desired = desired("vpc", &dual);
+    let switched = k
+        .vpc
+        .update(
+            &cx("prod", "network/vpc"),
+            &dual_desired,
+            &old_vpc,
+            &changed(&dual_desired, &old_vpc),
+        )
+        .await
+        .unwrap();
+    let block = switched
+        .outputs::<VpcOut>()
+        .unwrap()
+        .ipv6_cidr_block
+        .expect("associated in place");
+    let v4_subnet = SubnetSpec {
+        vpc_id: old_vpc.physical_id.clone(),
+        cidr_block: "10.1.0.0/18".into(),
+        availability_zone: "us-east-1b".into(),
+        map_public_ip_on_launch: false,
+        name: "v4".into(),
+        ipv6_cidr_block: None,
+        assign_ipv6_address_on_creation: false,
+    };
+    let sid = "network/subnet/public-1";
+    let old_subnet = k
+        .subnet
+        .create(&cx("prod", sid), &desired(sid, &v4_subnet))
+        .await
+        .unwrap();
+    let dual_subnet = SubnetSpec {
+        ipv6_cidr_block: ipv6_subnet(&block, 1),
+        assign_ipv6_address_on_creation: true,
+        ..v4_subnet
+    };
+    let dual_subnet_desired = desired(sid, &dual_subnet);
+    k.subnet
+        .update(
+            &cx("prod", sid),
+            &dual_subnet_desired,
+            &old_subnet,
+            &changed(&dual_subnet_desired, &old_subnet),
+        )
+        .await
+        .unwrap();
+    let now = read_by_id(k.subnet.as_ref(), "prod", sid, &old_subnet.physical_id).await;
+    assert_eq!(old_subnet.physical_id, now.physical_id, "not replaced");
+    assert_eq!(changed(&dual_subnet_desired, &now), Vec::<String>::new());
 }

@@ -80,6 +80,7 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
             cidr_block: VPC_CIDR.to_string(),
             name: name.clone(),
             dns: true,
+            ipv6: false,
         })
     });
     let vpc_ref: Ref<VpcOut> = vpc.handle();
@@ -104,6 +105,8 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
                     availability_zone: zones.get(i).cloned().unwrap_or_default(),
                     map_public_ip_on_launch: public,
                     name: name.clone(),
+                    ipv6_cidr_block: None,
+                    assign_ipv6_address_on_creation: false,
                 })
             });
         let r = node.handle();
