@@ -191,6 +191,27 @@ pub const LAMBDA_ROLE_PROPAGATION: Policy = Policy {
     backoff: PROPAGATION,
 };
 
+/// A new SageMaker endpoint fails (status `Failed`, after minutes of `Creating`) when the
+/// execution role of its model is new: "The execution role ARN \"...\" is invalid. Please
+/// ensure that the role exists and that its trust relationship policy allows the action
+/// \"sts:AssumeRole\" for the service principal \"sagemaker.amazonaws.com\"". SageMaker
+/// allows nothing but a delete then; terraform-provider-aws's `resourceEndpointCreate`
+/// (internal/service/sagemaker/endpoint.go) deletes the endpoint and creates it again within
+/// `propagationTimeout` (2 minutes, counted from the first failure, so one more try). The
+/// failure is an endpoint status, not an API error: the endpoint kind reports it as the
+/// failure of its `CreateEndpoint`.
+pub const SAGEMAKER_ENDPOINT_ROLE: Policy = Policy {
+    name: "sagemaker-endpoint-role",
+    why: "the endpoint failed because SageMaker could not use its new role yet; creating it again",
+    operations: &["sagemaker:CreateEndpoint"],
+    matches: &[Match::Message {
+        code: None,
+        contains: "Please ensure that the role exists and that its trust relationship policy allows the action",
+    }],
+    timeout: timeouts::IAM_PROPAGATION,
+    backoff: PROPAGATION,
+};
+
 /// An HTTPS listener given a certificate issued moments ago can be refused with
 /// `CertificateNotFound` until ACM's change reaches ELB. terraform-provider-aws retries it on
 /// `CreateListener` (`retryListenerCreate`, internal/service/elbv2/listener.go, for the create
@@ -261,6 +282,7 @@ pub const ALL: &[&Policy] = &[
     &ECS_SERVICE_DEPENDENCIES,
     &IAM_PROPAGATION,
     &LAMBDA_ROLE_PROPAGATION,
+    &SAGEMAKER_ENDPOINT_ROLE,
     &CERTIFICATE_PROPAGATION,
     &CONFLICT,
     &ECR_UPLOAD_RESTART,
@@ -462,6 +484,22 @@ mod tests {
                     "InvalidParameterValueException",
                     "Unsupported architecture",
                 ),
+                false,
+            ),
+            (
+                &SAGEMAKER_ENDPOINT_ROLE,
+                ResourceError::fatal(
+                    "endpoint e failed: The execution role ARN \"arn:aws:iam::1:role/r\" is invalid. Please ensure that the role exists and that its trust relationship policy allows the action \"sts:AssumeRole\" for the service principal \"sagemaker.amazonaws.com\".",
+                )
+                .with_operation("sagemaker:CreateEndpoint"),
+                true,
+            ),
+            (
+                &SAGEMAKER_ENDPOINT_ROLE,
+                ResourceError::fatal(
+                    "endpoint e failed: The primary container for production variant AllTraffic did not pass the ping health check.",
+                )
+                .with_operation("sagemaker:CreateEndpoint"),
                 false,
             ),
             (
