@@ -14,7 +14,7 @@ use provision_core::wait::Backoff;
 
 pub use provision_core::retry::{Match, Policy, TRANSIENT, retry};
 
-use crate::timeouts;
+use crate::timeouts::{self, Timeout};
 
 /// Polls for propagation: short first, capped at a few seconds.
 const PROPAGATION: Backoff = Backoff {
@@ -230,6 +230,105 @@ pub const CERTIFICATE_PROPAGATION: Policy = Policy {
     backoff: PROPAGATION,
 };
 
+/// Something still uses the EC2 resource being deleted or detached: network interfaces being
+/// released, a NAT gateway still deleting, a rule of another group. terraform-provider-aws
+/// retries the same codes for each resource's delete timeout: `DependencyViolation` on
+/// `DeleteVpc` (`resourceVPCDelete`, vpc_.go), `DeleteInternetGateway` and
+/// `DetachInternetGateway` (vpc_internet_gateway.go), `DeleteSubnet` (vpc_subnet.go) and
+/// `DeleteRouteTable` (vpc_route_table.go); `DependencyViolation` and `InvalidGroup.InUse` on
+/// `DeleteSecurityGroup` (`resourceSecurityGroupDelete`, vpc_security_group.go). An Elastic IP
+/// a deleting NAT gateway still holds answers `InvalidIPAddress.InUse` to `ReleaseAddress`.
+/// The deadline is the resource's own (`in_use`); this constant carries the longest.
+pub const EC2_IN_USE: Policy = Policy {
+    name: "ec2-in-use",
+    why: "something still uses it",
+    operations: &[
+        "ec2:DeleteVpc",
+        "ec2:DeleteSubnet",
+        "ec2:DeleteSecurityGroup",
+        "ec2:DetachInternetGateway",
+        "ec2:DeleteInternetGateway",
+        "ec2:DeleteRouteTable",
+        "ec2:ReleaseAddress",
+    ],
+    matches: &[
+        Match::Code("DependencyViolation"),
+        Match::Code("InvalidGroup.InUse"),
+        Match::Code("InvalidIPAddress.InUse"),
+    ],
+    timeout: timeouts::VPC_DELETE,
+    backoff: Backoff {
+        first: Duration::ZERO,
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(15),
+        factor: 1.5,
+    },
+};
+
+/// [`EC2_IN_USE`] with the deadline of one resource's delete (`subnet-delete`, ...).
+pub fn in_use(timeout: Timeout) -> Policy {
+    Policy {
+        timeout,
+        ..EC2_IN_USE
+    }
+}
+
+/// An ECS cluster cannot be deleted while the tasks of a service deleted a moment ago are still
+/// stopping. terraform-provider-aws's `resourceClusterDelete` (internal/service/ecs/cluster.go)
+/// retries `ClusterContainsContainerInstancesException`, `ClusterContainsServicesException`,
+/// `ClusterContainsTasksException` and `UpdateInProgressException` for `clusterDeleteTimeout`,
+/// 10 minutes.
+pub const ECS_CLUSTER_IN_USE: Policy = Policy {
+    name: "ecs-cluster-in-use",
+    why: "the cluster's services and tasks are still stopping",
+    operations: &["ecs:DeleteCluster"],
+    matches: &[
+        Match::Code("ClusterContainsContainerInstancesException"),
+        Match::Code("ClusterContainsServicesException"),
+        Match::Code("ClusterContainsTasksException"),
+        Match::Code("UpdateInProgressException"),
+    ],
+    timeout: timeouts::CLUSTER_DELETE,
+    backoff: Backoff {
+        first: Duration::ZERO,
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(10),
+        factor: 1.6,
+    },
+};
+
+/// A target group cannot be deleted while a listener or rule deleted a moment ago still
+/// forwards to it: `ResourceInUse` "Target group '...' is currently in use by a listener or a
+/// rule". terraform-provider-aws's `resourceTargetGroupDelete`
+/// (internal/service/elbv2/target_group.go) retries it for 2 minutes; provision allows the
+/// `target-group-delete` deadline.
+pub const TARGET_GROUP_IN_USE: Policy = Policy {
+    name: "target-group-in-use",
+    why: "a listener or rule deleted a moment ago still uses the target group",
+    operations: &["elasticloadbalancing:DeleteTargetGroup"],
+    matches: &[Match::Code("ResourceInUse")],
+    timeout: timeouts::TARGET_GROUP_DELETE,
+    backoff: PROPAGATION,
+};
+
+/// A certificate cannot be deleted while a load balancer listener still holds it, and ELB
+/// lets go of it a while after the listener is deleted: `ResourceInUseException`.
+/// terraform-provider-aws's `resourceCertificateDelete` (internal/service/acm/certificate.go)
+/// retries it for `certificateCrossServicePropagationTimeout`, 20 minutes.
+pub const CERTIFICATE_IN_USE: Policy = Policy {
+    name: "certificate-in-use",
+    why: "the load balancer has not released the certificate yet",
+    operations: &["acm:DeleteCertificate"],
+    matches: &[Match::Code("ResourceInUseException")],
+    timeout: timeouts::CERTIFICATE_DELETE,
+    backoff: Backoff {
+        first: Duration::ZERO,
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(15),
+        factor: 1.5,
+    },
+};
+
 /// Another change to the same resource is in progress: Lambda's `ResourceConflictException`
 /// ("The operation cannot be performed at this time. An update is in progress for resource"),
 /// IAM's `ConcurrentModification`. terraform-provider-aws retries the first in
@@ -284,6 +383,10 @@ pub const ALL: &[&Policy] = &[
     &LAMBDA_ROLE_PROPAGATION,
     &SAGEMAKER_ENDPOINT_ROLE,
     &CERTIFICATE_PROPAGATION,
+    &CERTIFICATE_IN_USE,
+    &EC2_IN_USE,
+    &ECS_CLUSTER_IN_USE,
+    &TARGET_GROUP_IN_USE,
     &CONFLICT,
     &ECR_UPLOAD_RESTART,
 ];
@@ -517,6 +620,87 @@ mod tests {
                     "elasticloadbalancing:CreateListener",
                     "DuplicateListener",
                     "A listener already exists on this port for this load balancer",
+                ),
+                false,
+            ),
+            (
+                &EC2_IN_USE,
+                aws_error(
+                    "ec2:DeleteSubnet",
+                    "DependencyViolation",
+                    "The subnet 'subnet-1' has dependencies and cannot be deleted.",
+                ),
+                true,
+            ),
+            (
+                &EC2_IN_USE,
+                aws_error(
+                    "ec2:DeleteSecurityGroup",
+                    "InvalidGroup.InUse",
+                    "Group sg-1 is used by security groups in other accounts.",
+                ),
+                true,
+            ),
+            (
+                &EC2_IN_USE,
+                aws_error(
+                    "ec2:CreateSubnet",
+                    "DependencyViolation",
+                    "no",
+                ),
+                false,
+            ),
+            (
+                &ECS_CLUSTER_IN_USE,
+                aws_error(
+                    "ecs:DeleteCluster",
+                    "ClusterContainsTasksException",
+                    "The Cluster cannot be deleted while Tasks are active.",
+                ),
+                true,
+            ),
+            (
+                &ECS_CLUSTER_IN_USE,
+                aws_error(
+                    "ecs:DeleteCluster",
+                    "ClusterNotFoundException",
+                    "Cluster not found.",
+                ),
+                false,
+            ),
+            (
+                &TARGET_GROUP_IN_USE,
+                aws_error(
+                    "elasticloadbalancing:DeleteTargetGroup",
+                    "ResourceInUse",
+                    "Target group 'arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/t/1' is currently in use by a listener or a rule",
+                ),
+                true,
+            ),
+            (
+                &TARGET_GROUP_IN_USE,
+                aws_error(
+                    "elasticloadbalancing:CreateTargetGroup",
+                    "ResourceInUse",
+                    "in use",
+                ),
+                false,
+            ),
+            (
+                &CERTIFICATE_IN_USE,
+                aws_error(
+                    "acm:DeleteCertificate",
+                    "ResourceInUseException",
+                    "Certificate arn:aws:acm:us-east-1:1:certificate/c in use by arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/lb/1",
+                ),
+                true,
+            ),
+            (
+                &CERTIFICATE_IN_USE,
+                aws_error(
+                    "acm:RequestCertificate",
+                    "ResourceInUseException",
+                    "in use",
                 ),
                 false,
             ),

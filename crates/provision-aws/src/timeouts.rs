@@ -25,7 +25,8 @@ macro_rules! timeouts {
 timeouts! {
     /// ACM DNS validation: minutes usually, sometimes over an hour (terraform allows 75 min).
     CERTIFICATE = "certificate", 60 * MIN, "the certificate to be issued (DNS validation)";
-    CERTIFICATE_DELETE = "certificate-delete", 10 * MIN, "the certificate to be free to delete";
+    /// terraform-provider-aws `certificateCrossServicePropagationTimeout` (internal/service/acm/certificate.go): 20 minutes.
+    CERTIFICATE_DELETE = "certificate-delete", 20 * MIN, "the certificate to be free to delete";
     CERTIFICATE_VALIDATION_RECORDS = "certificate-records", 5 * MIN, "ACM to name the certificate's validation records";
     /// SDK waiter: 15 s x 40.
     NAT_GATEWAY = "nat-gateway", 15 * MIN, "a NAT gateway to become available";

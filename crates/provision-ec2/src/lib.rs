@@ -11,7 +11,7 @@ use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use provision_aws::retry::{EC2_PROPAGATION, retry};
+use provision_aws::retry::{EC2_PROPAGATION, TRANSIENT, in_use, retry};
 use provision_core::resource::{Cx, Owner, ResourceError, TAG_ID, TAG_STACK};
 
 mod endpoint;
@@ -257,15 +257,14 @@ pub(crate) async fn set_name(
     .await
 }
 
-/// Retries `op` while EC2 answers `DependencyViolation` or `InvalidIPAddress.InUse`
-/// (something still uses the resource: network interfaces being released, a NAT gateway still
-/// deleting), until the deadline for
-/// `timeout`. On giving up, `blockers` explains what is in the way.
+/// Retries `op` while something still uses the resource (`EC2_IN_USE`: network interfaces
+/// being released, a NAT gateway still deleting), until the deadline for `timeout`. On giving
+/// up, `blockers` explains what is in the way.
 pub(crate) async fn while_in_use<F, Fut, B, BFut>(
     cx: &Cx,
     what: &str,
     timeout: &provision_core::wait::Timeout,
-    mut op: F,
+    op: F,
     blockers: B,
 ) -> Result<(), ResourceError>
 where
@@ -274,37 +273,19 @@ where
     B: FnOnce() -> BFut,
     BFut: std::future::Future<Output = String>,
 {
-    use provision_core::wait::{Backoff, Poll, until};
-    let result = until(
-        cx,
-        &format!("{what} to be free to delete"),
-        timeout,
-        Backoff::SLOW,
-        || {
-            let attempt = op();
-            async move {
-                match attempt.await {
-                    Ok(()) => Ok(Poll::Ready(())),
-                    Err(e)
-                        if matches!(
-                            e.code.as_deref(),
-                            Some("DependencyViolation" | "InvalidIPAddress.InUse")
-                        ) || e.is_transient() =>
-                    {
-                        Ok(Poll::Pending("still in use".to_string()))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        },
-    )
-    .await;
-    match result {
-        Err(e) if e.class == provision_core::resource::ErrorClass::Timeout => {
+    let policy = in_use(*timeout);
+    match retry(cx, &[&policy, &TRANSIENT], op).await {
+        Err(e) if policy.applies(&e) => {
             let why = blockers().await;
-            Err(ResourceError::timeout(format!("{what} is still in use: {why}")).with_hint(
-                "delete what is listed (or wait for AWS to release it, which for Lambda network interfaces can take 40 minutes), then rerun `provision down`",
-            ))
+            let mut err = ResourceError::timeout(format!("{what} is still in use: {why}"))
+                .with_hint(format!(
+                    "delete what is listed (or wait for AWS to release it, which for Lambda network interfaces can take 40 minutes), then rerun `provision down`; or allow more time with --timeout {}=<minutes>m",
+                    timeout.key
+                ));
+            // The last refusal's code, operation and request id, for AWS support.
+            err.code = e.code;
+            err.call = e.call;
+            Err(err)
         }
         other => other,
     }
