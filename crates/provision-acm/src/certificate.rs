@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_acm::Client;
 use aws_sdk_acm::types::{CertificateDetail, KeyAlgorithm, Tag, ValidationMethod};
+use provision_aws::retry::{CERTIFICATE_IN_USE, TRANSIENT, retry};
 use provision_core::resource::{Cx, Desired, Kind, Live, Lookup, Owner, Record, ResourceError};
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
@@ -296,43 +297,24 @@ impl Kind for Certificate {
             pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         )?;
         // A listener deleted a moment ago may still hold the certificate for a while.
-        until(
-            cx,
-            &format!("the load balancer to release certificate {arn}"),
-            &provision_aws::timeouts::CERTIFICATE_DELETE,
-            Backoff::FAST,
-            || async {
-                match self
-                    .acm
-                    .delete_certificate()
-                    .certificate_arn(arn)
-                    .send()
-                    .await
+        retry(cx, &[&CERTIFICATE_IN_USE, &TRANSIENT], || async {
+            match self
+                .acm
+                .delete_certificate()
+                .certificate_arn(arn)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
                 {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                    {
-                        Ok(Poll::Ready(()))
-                    }
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
-                    {
-                        Ok(Poll::Pending("still in use".into()))
-                    }
-                    Err(e) => {
-                        let err = aws("acm:DeleteCertificate", e);
-                        if err.is_transient() {
-                            Ok(Poll::Pending(err.message))
-                        } else {
-                            Err(err)
-                        }
-                    }
+                    Ok(())
                 }
-            },
-        )
+                Err(e) => Err(aws("acm:DeleteCertificate", e)),
+            }
+        })
         .await
     }
 }

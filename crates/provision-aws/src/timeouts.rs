@@ -25,7 +25,8 @@ macro_rules! timeouts {
 timeouts! {
     /// ACM DNS validation: minutes usually, sometimes over an hour (terraform allows 75 min).
     CERTIFICATE = "certificate", 60 * MIN, "the certificate to be issued (DNS validation)";
-    CERTIFICATE_DELETE = "certificate-delete", 10 * MIN, "the certificate to be free to delete";
+    /// terraform-provider-aws `certificateCrossServicePropagationTimeout` (internal/service/acm/certificate.go): 20 minutes.
+    CERTIFICATE_DELETE = "certificate-delete", 20 * MIN, "the certificate to be free to delete";
     CERTIFICATE_VALIDATION_RECORDS = "certificate-records", 5 * MIN, "ACM to name the certificate's validation records";
     /// SDK waiter: 15 s x 40.
     NAT_GATEWAY = "nat-gateway", 15 * MIN, "a NAT gateway to become available";
@@ -52,15 +53,24 @@ timeouts! {
     /// SDK waiter: 30 s x 120.
     ENDPOINT = "endpoint", 60 * MIN, "a SageMaker endpoint to be in service";
     ENDPOINT_DELETE = "endpoint-delete", 20 * MIN, "a SageMaker endpoint to be deleted";
-    /// terraform-provider-aws `propagationTimeout` (internal/service/iam): 2 minutes.
+    /// terraform-provider-aws `iamPropagationTimeout` (internal/service/iam/consts.go): 2 minutes.
     IAM_PROPAGATION = "iam-propagation", 2 * MIN, "a new IAM role or policy to be usable by a service";
-    /// terraform-provider-aws `ec2PropagationTimeout` (internal/service/ec2/consts.go): 2 minutes.
-    EC2_PROPAGATION = "ec2-propagation", 2 * MIN, "a new EC2 id to be known to follow-up calls";
-    /// The ECS service-linked role a fresh account gets on first use (terraform retries
-    /// CreateCluster for `propagationTimeout`).
-    SERVICE_LINKED_ROLE = "service-linked-role", 2 * MIN, "the ECS service-linked role of a fresh account";
+    /// terraform-provider-aws `lambdaPropagationTimeout` (internal/service/lambda/consts.go): 5 minutes.
+    LAMBDA_ROLE_PROPAGATION = "lambda-role-propagation", 5 * MIN, "a new IAM role to be usable by Lambda";
+    /// terraform-provider-aws `ec2PropagationTimeout` (internal/service/ec2/consts.go): 5 minutes.
+    EC2_PROPAGATION = "ec2-propagation", 5 * MIN, "a new EC2 id to be known to follow-up calls";
+    /// The ECS service-linked role a fresh account gets on first use: terraform retries
+    /// CreateCluster for `propagationTimeout` (2 minutes) and CreateService for
+    /// `propagationTimeout + serviceCreateTimeout` (4 minutes).
+    SERVICE_LINKED_ROLE = "service-linked-role", 4 * MIN, "the ECS service-linked role of a fresh account";
+    /// terraform's `retryServiceCreate`: `propagationTimeout + serviceCreateTimeout`, 4 minutes.
+    ECS_SERVICE_DEPENDENCIES = "ecs-service-dependencies", 4 * MIN, "ECS to see a new cluster, target group or role";
     /// ELBv2 CreateListener with a just-issued certificate (terraform: the listener's create timeout, 5 minutes).
     CERTIFICATE_PROPAGATION = "certificate-propagation", 5 * MIN, "a just-issued certificate to be usable by the load balancer";
+    /// terraform-provider-aws `vpcIPv6CIDRBlockAssociationCreatedTimeout` (internal/service/ec2/wait.go): 10 minutes.
+    IPV6_CIDR = "ipv6-cidr", 10 * MIN, "an IPv6 block to be associated with the VPC or a subnet";
+    /// An ECR layer upload that broke off, started again.
+    LAYER_UPLOAD = "layer-upload", 10 * MIN, "a broken-off image layer upload to be started again";
     /// Lambda's "an update is in progress" and similar conflicts.
     CONFLICT = "conflict", 5 * MIN, "another change to the same resource to finish";
     /// Throttling and 5xx that outlast the SDK's own retries.

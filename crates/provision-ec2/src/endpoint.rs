@@ -9,7 +9,10 @@ use provision_core::resource::{
 use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value};
+use crate::{
+    aws, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value,
+};
 
 /// A VPC endpoint: a gateway endpoint (S3) on route tables, or an interface endpoint (ECR)
 /// in subnets behind a security group.
@@ -122,13 +125,14 @@ impl Kind for VpcEndpoint {
                 .ec2
                 .describe_vpc_endpoints()
                 .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
                 .send()
+                .collect::<Result<Vec<_>, _>>()
                 .await
                 .map_err(|e| aws("ec2:DescribeVpcEndpoints", e))?
-                .vpc_endpoints()
-                .iter()
-                .find(|e| !is_gone(e))
-                .cloned(),
+                .into_iter()
+                .find(|e| !is_gone(e) && is_ours(cx, e.tags())),
         };
         let Some(e) = found.filter(|e| !is_gone(e)) else {
             return Ok(None);
@@ -142,34 +146,37 @@ impl Kind for VpcEndpoint {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: VpcEndpointSpec = desired.spec()?;
-        let mut req = self
-            .ec2
-            .create_vpc_endpoint()
-            .vpc_id(&spec.vpc_id)
-            .service_name(&spec.service_name)
-            .vpc_endpoint_type(VpcEndpointType::from(spec.endpoint_type.as_str()))
-            .client_token(&desired.token)
-            .tag_specifications(tag_spec(cx, ResourceType::VpcEndpoint, Some(&spec.name)));
-        for r in &spec.route_table_ids {
-            req = req.route_table_ids(r);
-        }
-        for s in &spec.subnet_ids {
-            req = req.subnet_ids(s);
-        }
-        for g in &spec.security_group_ids {
-            req = req.security_group_ids(g);
-        }
-        if spec.endpoint_type == "Interface" {
-            req = req.private_dns_enabled(spec.private_dns_enabled);
-        }
-        // No SDK retry: AWS honours the client token, but not every emulator does, and the
-        // engine's retry looks for the endpoint by its tags first, which is right on both.
-        let out = req
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateVpcEndpoint", e))?;
+        let (ec2, spec) = (&self.ec2, &spec);
+        // The VPC, its subnets, route tables and group may be a moment old.
+        let out = propagated(cx, || async move {
+            let mut req = ec2
+                .create_vpc_endpoint()
+                .vpc_id(&spec.vpc_id)
+                .service_name(&spec.service_name)
+                .vpc_endpoint_type(VpcEndpointType::from(spec.endpoint_type.as_str()))
+                .client_token(&desired.token)
+                .tag_specifications(tag_spec(cx, ResourceType::VpcEndpoint, Some(&spec.name)));
+            for r in &spec.route_table_ids {
+                req = req.route_table_ids(r);
+            }
+            for s in &spec.subnet_ids {
+                req = req.subnet_ids(s);
+            }
+            for g in &spec.security_group_ids {
+                req = req.security_group_ids(g);
+            }
+            if spec.endpoint_type == "Interface" {
+                req = req.private_dns_enabled(spec.private_dns_enabled);
+            }
+            // No SDK retry: AWS honours the client token, but not every emulator does, and the
+            // engine's retry looks for the endpoint by its tags first, which is right on both.
+            req.customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateVpcEndpoint", e))
+        })
+        .await?;
         let e = out
             .vpc_endpoint()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateVpcEndpoint returned no endpoint"))?;
@@ -178,7 +185,7 @@ impl Kind for VpcEndpoint {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
@@ -213,22 +220,18 @@ impl Kind for VpcEndpoint {
         {
             req = req.private_dns_enabled(spec.private_dns_enabled);
         }
-        req.send()
-            .await
-            .map_err(|e| aws("ec2:ModifyVpcEndpoint", e))?;
+        // New subnets, route tables or groups may be a moment old.
+        propagated(cx, || {
+            let req = req.clone();
+            async move {
+                req.send()
+                    .await
+                    .map_err(|e| aws("ec2:ModifyVpcEndpoint", e))
+            }
+        })
+        .await?;
         if spec.name != have.name {
-            self.ec2
-                .create_tags()
-                .resources(&live.physical_id)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Name")
-                        .value(&spec.name)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| aws("ec2:CreateTags", e))?;
+            set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         }
         let mut live = live.clone();
         live.settings = to_settings(&spec);

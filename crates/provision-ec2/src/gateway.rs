@@ -10,7 +10,8 @@ use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use,
+    aws, code, is_not_found, is_ours, no_retry, ours, propagated, set_name, tag_pairs, tag_spec,
+    tag_value, while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -51,20 +52,24 @@ fn igw_live(g: &aws_sdk_ec2::types::InternetGateway) -> Option<Live> {
 }
 
 impl InternetGateway {
-    async fn attach(&self, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
-        match self
-            .ec2
-            .attach_internet_gateway()
-            .internet_gateway_id(id)
-            .vpc_id(vpc_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Attached already by an interrupted run: that is the goal.
-            Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(()),
-            Err(e) => Err(aws("ec2:AttachInternetGateway", e)),
-        }
+    async fn attach(&self, cx: &Cx, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
+        let ec2 = &self.ec2;
+        // The gateway and the VPC may be a moment old.
+        propagated(cx, || async move {
+            match ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Attached already by an interrupted run: that is the goal.
+                Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(()),
+                Err(e) => Err(aws("ec2:AttachInternetGateway", e)),
+            }
+        })
+        .await
     }
 
     async fn detach(&self, cx: &Cx, id: &str, vpc_id: &str) -> Result<(), ResourceError> {
@@ -106,22 +111,32 @@ impl Kind for InternetGateway {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
-            Some(id) => self
+        let found = match lookup.physical_id() {
+            Some(id) => match self
                 .ec2
                 .describe_internet_gateways()
-                .internet_gateway_ids(id),
+                .internet_gateway_ids(id)
+                .send()
+                .await
+            {
+                Ok(out) => out.internet_gateways().first().cloned(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(aws("ec2:DescribeInternetGateways", e)),
+            },
             None => self
                 .ec2
                 .describe_internet_gateways()
-                .set_filters(Some(ours(cx))),
+                .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeInternetGateways", e))?
+                .into_iter()
+                .find(|g| is_ours(cx, g.tags())),
         };
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(aws("ec2:DescribeInternetGateways", e)),
-        };
-        let Some(g) = out.internet_gateways().first() else {
+        let Some(g) = found.as_ref() else {
             return Ok(None);
         };
         cx.ensure_ours(
@@ -155,7 +170,7 @@ impl Kind for InternetGateway {
         let mut live = igw_live(g)
             .ok_or_else(|| ResourceError::fatal("ec2:CreateInternetGateway returned no id"))?;
         cx.created(&live).await?;
-        self.attach(&live.physical_id, &spec.vpc_id).await?;
+        self.attach(cx, &live.physical_id, &spec.vpc_id).await?;
         live.settings = to_settings(&spec);
         Ok(live)
     }
@@ -177,21 +192,10 @@ impl Kind for InternetGateway {
             {
                 self.detach(cx, &live.physical_id, old).await?;
             }
-            self.attach(&live.physical_id, &spec.vpc_id).await?;
+            self.attach(cx, &live.physical_id, &spec.vpc_id).await?;
         }
         if changed.iter().any(|c| c == "name") {
-            self.ec2
-                .create_tags()
-                .resources(&live.physical_id)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Name")
-                        .value(&spec.name)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| aws("ec2:CreateTags", e))?;
+            set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         }
         let mut live = live.clone();
         live.settings = to_settings(&spec);
@@ -274,7 +278,8 @@ impl Kind for ElasticIp {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
+        let by_id = lookup.physical_id();
+        let req = match by_id {
             Some(id) => self.ec2.describe_addresses().allocation_ids(id),
             None => self.ec2.describe_addresses().set_filters(Some(ours(cx))),
         };
@@ -283,7 +288,12 @@ impl Kind for ElasticIp {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(aws("ec2:DescribeAddresses", e)),
         };
-        let Some(a) = out.addresses().first() else {
+        // DescribeAddresses answers in one page.
+        let found = match by_id {
+            Some(_) => out.addresses().first(),
+            None => out.addresses().iter().find(|a| is_ours(cx, a.tags())),
+        };
+        let Some(a) = found else {
             return Ok(None);
         };
         cx.ensure_ours(
@@ -318,24 +328,13 @@ impl Kind for ElasticIp {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: ElasticIpSpec = desired.spec()?;
-        self.ec2
-            .create_tags()
-            .resources(&live.physical_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("Name")
-                    .value(&spec.name)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateTags", e))?;
+        set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)
@@ -365,10 +364,7 @@ impl Kind for ElasticIp {
                     match ec2.release_address().allocation_id(&id).send().await {
                         Ok(_) => Ok(()),
                         Err(e) if is_not_found(&e) => Ok(()),
-                        Err(e) if code(&e) == "InvalidIPAddress.InUse" => {
-                            Err(ResourceError::fatal("address in use")
-                                .with_code("DependencyViolation"))
-                        }
+                        // `InvalidIPAddress.InUse` while a deleting NAT gateway holds it.
                         Err(e) => Err(aws("ec2:ReleaseAddress", e)),
                     }
                 }
@@ -466,16 +462,20 @@ impl Kind for NatGateway {
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
         let found = match lookup.physical_id() {
             Some(id) => self.describe(id).await?,
-            None => {
-                let out = self
-                    .ec2
-                    .describe_nat_gateways()
-                    .set_filter(Some(ours(cx)))
-                    .send()
-                    .await
-                    .map_err(|e| aws("ec2:DescribeNatGateways", e))?;
-                out.nat_gateways().iter().find(|n| !is_gone(n)).cloned()
-            }
+            // Only a live gateway carrying this node's tags: moto and LocalStack ignore the
+            // tag filter and list every gateway, another environment's included.
+            None => self
+                .ec2
+                .describe_nat_gateways()
+                .set_filter(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeNatGateways", e))?
+                .into_iter()
+                .find(|n| !is_gone(n) && is_ours(cx, n.tags())),
         };
         let Some(n) = found.filter(|n| !is_gone(n)) else {
             return Ok(None);
@@ -489,20 +489,23 @@ impl Kind for NatGateway {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: NatGatewaySpec = desired.spec()?;
-        // The client token makes a retried create return the same gateway.
-        let out = self
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(&spec.subnet_id)
-            .allocation_id(&spec.allocation_id)
-            .client_token(&desired.token)
-            .tag_specifications(tag_spec(cx, ResourceType::Natgateway, Some(&spec.name)))
-            // As for VPC endpoints: the engine's retry looks by tags first.
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateNatGateway", e))?;
+        // The client token makes a retried create return the same gateway. The subnet and the
+        // address may be a moment old.
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        let out = propagated(cx, || async move {
+            ec2.create_nat_gateway()
+                .subnet_id(&spec_ref.subnet_id)
+                .allocation_id(&spec_ref.allocation_id)
+                .client_token(&desired.token)
+                .tag_specifications(tag_spec(cx, ResourceType::Natgateway, Some(&spec_ref.name)))
+                // As for VPC endpoints: the engine's retry looks by tags first.
+                .customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateNatGateway", e))
+        })
+        .await?;
         let n = out
             .nat_gateway()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateNatGateway returned no gateway"))?;
@@ -511,24 +514,13 @@ impl Kind for NatGateway {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: NatGatewaySpec = desired.spec()?;
-        self.ec2
-            .create_tags()
-            .resources(&live.physical_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("Name")
-                    .value(&spec.name)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateTags", e))?;
+        set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)

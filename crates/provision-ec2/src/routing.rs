@@ -7,7 +7,8 @@ use provision_core::resource::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    aws, code, filter, is_not_found, no_retry, ours, tag_pairs, tag_spec, tag_value, while_in_use,
+    aws, code, filter, is_not_found, is_ours, no_retry, normalize_ipv6_cidr, ours, propagated,
+    set_name, tag_pairs, tag_spec, tag_value, while_in_use,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -78,12 +79,14 @@ impl Kind for RouteTable {
                 .ec2
                 .describe_route_tables()
                 .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
                 .send()
+                .collect::<Result<Vec<_>, _>>()
                 .await
                 .map_err(|e| aws("ec2:DescribeRouteTables", e))?
-                .route_tables()
-                .first()
-                .cloned(),
+                .into_iter()
+                .find(|t| is_ours(cx, t.tags())),
         };
         let Some(t) = found else { return Ok(None) };
         cx.ensure_ours(
@@ -95,19 +98,22 @@ impl Kind for RouteTable {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: RouteTableSpec = desired.spec()?;
-        let out = self
-            .ec2
-            .create_route_table()
-            .vpc_id(&spec.vpc_id)
-            .client_token(&desired.token)
-            .tag_specifications(tag_spec(cx, ResourceType::RouteTable, Some(&spec.name)))
-            // AWS honours the client token; not every emulator does. The engine's retry looks
-            // by tags first, which is right on both.
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateRouteTable", e))?;
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The VPC may be a moment old.
+        let out = propagated(cx, || async move {
+            ec2.create_route_table()
+                .vpc_id(&spec_ref.vpc_id)
+                .client_token(&desired.token)
+                .tag_specifications(tag_spec(cx, ResourceType::RouteTable, Some(&spec_ref.name)))
+                // AWS honours the client token; not every emulator does. The engine's retry
+                // looks by tags first, which is right on both.
+                .customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateRouteTable", e))
+        })
+        .await?;
         let t = out
             .route_table()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateRouteTable returned no route table"))?;
@@ -119,24 +125,13 @@ impl Kind for RouteTable {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: RouteTableSpec = desired.spec()?;
-        self.ec2
-            .create_tags()
-            .resources(&live.physical_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key("Name")
-                    .value(&spec.name)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateTags", e))?;
+        set_name(&self.ec2, cx, &live.physical_id, &spec.name).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)
@@ -201,6 +196,7 @@ pub struct Route {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RouteSpec {
     pub route_table_id: String,
+    /// IPv4 (`0.0.0.0/0`) or IPv6 (`::/0`: sent as `DestinationIpv6CidrBlock`).
     pub destination_cidr_block: String,
     /// An internet gateway (public routes)...
     pub gateway_id: Option<String>,
@@ -212,6 +208,30 @@ pub struct RouteSpec {
 pub struct RouteOut {
     pub route_table_id: String,
     pub destination_cidr_block: String,
+}
+
+/// The destination for the IPv4 parameter (`DestinationCidrBlock`), if it is IPv4.
+fn ipv4(destination: &str) -> Option<String> {
+    (!destination.contains(':')).then(|| destination.to_string())
+}
+
+/// The destination for the IPv6 parameter (`DestinationIpv6CidrBlock`), if it is IPv6.
+fn ipv6(destination: &str) -> Option<String> {
+    destination.contains(':').then(|| destination.to_string())
+}
+
+/// Whether `r` is the route for `destination`, IPv4 or IPv6 (compared in one written form).
+fn routes_to(r: &aws_sdk_ec2::types::Route, destination: &str) -> bool {
+    match ipv6(destination) {
+        None => r.destination_cidr_block() == Some(destination),
+        Some(d) => {
+            let want = normalize_ipv6_cidr(&d);
+            want.is_some()
+                && r.destination_ipv6_cidr_block()
+                    .and_then(normalize_ipv6_cidr)
+                    == want
+        }
+    }
 }
 
 fn route_id(spec: &RouteSpec) -> String {
@@ -240,11 +260,7 @@ impl Route {
             return Ok(None);
         };
         ensure_table_is_ours(cx, t)?;
-        let Some(r) = t
-            .routes()
-            .iter()
-            .find(|r| r.destination_cidr_block() == Some(destination))
-        else {
+        let Some(r) = t.routes().iter().find(|r| routes_to(r, destination)) else {
             return Ok(None);
         };
         let spec = RouteSpec {
@@ -289,24 +305,30 @@ impl Kind for Route {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: RouteSpec = desired.spec()?;
-        let mut req = self
-            .ec2
-            .create_route()
-            .route_table_id(&spec.route_table_id)
-            .destination_cidr_block(&spec.destination_cidr_block);
-        if let Some(g) = &spec.gateway_id {
-            req = req.gateway_id(g);
-        }
-        if let Some(n) = &spec.nat_gateway_id {
-            req = req.nat_gateway_id(n);
-        }
-        match req.send().await {
-            Ok(_) => {}
-            // A route for this destination exists (an interrupted run made it): point it at our target.
-            Err(e) if code(&e) == "RouteAlreadyExists" => {
-                return self.replace(cx, &spec).await;
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The table and the gateway may be a moment old.
+        let exists = propagated(cx, || async move {
+            let mut req = ec2
+                .create_route()
+                .route_table_id(&spec_ref.route_table_id)
+                .set_destination_cidr_block(ipv4(&spec_ref.destination_cidr_block))
+                .set_destination_ipv6_cidr_block(ipv6(&spec_ref.destination_cidr_block));
+            if let Some(g) = &spec_ref.gateway_id {
+                req = req.gateway_id(g);
             }
-            Err(e) => return Err(aws("ec2:CreateRoute", e)),
+            if let Some(n) = &spec_ref.nat_gateway_id {
+                req = req.nat_gateway_id(n);
+            }
+            match req.send().await {
+                Ok(_) => Ok(false),
+                Err(e) if code(&e) == "RouteAlreadyExists" => Ok(true),
+                Err(e) => Err(aws("ec2:CreateRoute", e)),
+            }
+        })
+        .await?;
+        // A route for this destination exists (an interrupted run made it): point it at our target.
+        if exists {
+            return self.replace(cx, &spec).await;
         }
         let value = serde_json::to_value(RouteOut {
             route_table_id: spec.route_table_id.clone(),
@@ -344,7 +366,8 @@ impl Kind for Route {
             .ec2
             .delete_route()
             .route_table_id(&spec.route_table_id)
-            .destination_cidr_block(&spec.destination_cidr_block)
+            .set_destination_cidr_block(ipv4(&spec.destination_cidr_block))
+            .set_destination_ipv6_cidr_block(ipv6(&spec.destination_cidr_block))
             .send()
             .await
         {
@@ -357,18 +380,23 @@ impl Kind for Route {
 
 impl Route {
     async fn replace(&self, cx: &Cx, spec: &RouteSpec) -> Result<Live, ResourceError> {
-        let mut req = self
-            .ec2
-            .replace_route()
-            .route_table_id(&spec.route_table_id)
-            .destination_cidr_block(&spec.destination_cidr_block);
-        if let Some(g) = &spec.gateway_id {
-            req = req.gateway_id(g);
-        }
-        if let Some(n) = &spec.nat_gateway_id {
-            req = req.nat_gateway_id(n);
-        }
-        req.send().await.map_err(|e| aws("ec2:ReplaceRoute", e))?;
+        let ec2 = &self.ec2;
+        // The new target may be a moment old.
+        propagated(cx, || async move {
+            let mut req = ec2
+                .replace_route()
+                .route_table_id(&spec.route_table_id)
+                .set_destination_cidr_block(ipv4(&spec.destination_cidr_block))
+                .set_destination_ipv6_cidr_block(ipv6(&spec.destination_cidr_block));
+            if let Some(g) = &spec.gateway_id {
+                req = req.gateway_id(g);
+            }
+            if let Some(n) = &spec.nat_gateway_id {
+                req = req.nat_gateway_id(n);
+            }
+            req.send().await.map_err(|e| aws("ec2:ReplaceRoute", e))
+        })
+        .await?;
         self.find(cx, &spec.route_table_id, &spec.destination_cidr_block)
             .await?
             .ok_or_else(|| ResourceError::transient("the replaced route is not visible yet"))
@@ -395,21 +423,23 @@ pub struct RouteTableAssociationOut {
 
 impl RouteTableAssociation {
     async fn find(&self, cx: &Cx, subnet_id: &str) -> Result<Option<Live>, ResourceError> {
-        let out = self
+        let tables = self
             .ec2
             .describe_route_tables()
             .filters(filter("association.subnet-id", subnet_id))
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| aws("ec2:DescribeRouteTables", e))?;
-        let Some(t) = out.route_tables().first() else {
-            return Ok(None);
-        };
-        let Some(a) = t
-            .associations()
-            .iter()
-            .find(|a| a.subnet_id() == Some(subnet_id))
-        else {
+        // The table that holds the subnet's association, checked here: the filter may be ignored.
+        let Some((t, a)) = tables.iter().find_map(|t| {
+            t.associations()
+                .iter()
+                .find(|a| a.subnet_id() == Some(subnet_id))
+                .map(|a| (t, a))
+        }) else {
             return Ok(None);
         };
         ensure_table_is_ours(cx, t)?;
@@ -447,15 +477,24 @@ impl Kind for RouteTableAssociation {
 
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: RouteTableAssociationSpec = desired.spec()?;
-        match self
-            .ec2
-            .associate_route_table()
-            .route_table_id(&spec.route_table_id)
-            .subnet_id(&spec.subnet_id)
-            .send()
-            .await
-        {
-            Ok(out) => {
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The table and the subnet may be a moment old.
+        let associated = propagated(cx, || async move {
+            match ec2
+                .associate_route_table()
+                .route_table_id(&spec_ref.route_table_id)
+                .subnet_id(&spec_ref.subnet_id)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(Some(out)),
+                Err(e) if code(&e) == "Resource.AlreadyAssociated" => Ok(None),
+                Err(e) => Err(aws("ec2:AssociateRouteTable", e)),
+            }
+        })
+        .await?;
+        match associated {
+            Some(out) => {
                 let id = out.association_id().unwrap_or_default();
                 let value = serde_json::to_value(RouteTableAssociationOut {
                     association_id: id.to_string(),
@@ -463,12 +502,9 @@ impl Kind for RouteTableAssociation {
                 .map_err(|e| ResourceError::fatal(e.to_string()))?;
                 Ok(Live::new(id, to_settings(&spec), value))
             }
-            Err(e) if code(&e) == "Resource.AlreadyAssociated" => {
-                self.find(cx, &spec.subnet_id).await?.ok_or_else(|| {
-                    ResourceError::transient("the subnet's association is not visible yet")
-                })
-            }
-            Err(e) => Err(aws("ec2:AssociateRouteTable", e)),
+            None => self.find(cx, &spec.subnet_id).await?.ok_or_else(|| {
+                ResourceError::transient("the subnet's association is not visible yet")
+            }),
         }
     }
 

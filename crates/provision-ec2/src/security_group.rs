@@ -8,7 +8,10 @@ use provision_core::resource::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{aws, code, filter, is_not_found, ours, tag_pairs, tag_spec, tag_value, while_in_use};
+use crate::{
+    aws, code, filter, is_not_found, is_ours, ours, propagated, tag_pairs, tag_spec, tag_value,
+    while_in_use,
+};
 
 /// A security group with the ingress rules it should have, and no others.
 /// Egress stays at AWS's default (all traffic out).
@@ -141,25 +144,30 @@ fn sg_live(g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Live> {
 impl SecurityGroup {
     async fn authorize(
         &self,
+        cx: &Cx,
         id: &str,
         rules: &BTreeSet<IngressRule>,
     ) -> Result<(), ResourceError> {
         if rules.is_empty() {
             return Ok(());
         }
-        match self
-            .ec2
-            .authorize_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(rules.iter().map(IngressRule::permission).collect()))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Added already by an interrupted run.
-            Err(e) if code(&e) == "InvalidPermission.Duplicate" => Ok(()),
-            Err(e) => Err(aws("ec2:AuthorizeSecurityGroupIngress", e)),
-        }
+        let ec2 = &self.ec2;
+        // The group (or a source group) may be a moment old.
+        propagated(cx, || async move {
+            match ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(rules.iter().map(IngressRule::permission).collect()))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Added already by an interrupted run.
+                Err(e) if code(&e) == "InvalidPermission.Duplicate" => Ok(()),
+                Err(e) => Err(aws("ec2:AuthorizeSecurityGroupIngress", e)),
+            }
+        })
+        .await
     }
 
     async fn revoke(&self, id: &str, rules: &BTreeSet<IngressRule>) -> Result<(), ResourceError> {
@@ -194,19 +202,32 @@ impl Kind for SecurityGroup {
     }
 
     async fn read(&self, cx: &Cx, lookup: &Lookup<'_>) -> Result<Option<Live>, ResourceError> {
-        let req = match lookup.physical_id() {
-            Some(id) => self.ec2.describe_security_groups().group_ids(id),
+        let found = match lookup.physical_id() {
+            Some(id) => match self
+                .ec2
+                .describe_security_groups()
+                .group_ids(id)
+                .send()
+                .await
+            {
+                Ok(out) => out.security_groups().first().cloned(),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(aws("ec2:DescribeSecurityGroups", e)),
+            },
             None => self
                 .ec2
                 .describe_security_groups()
-                .set_filters(Some(ours(cx))),
+                .set_filters(Some(ours(cx)))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| aws("ec2:DescribeSecurityGroups", e))?
+                .into_iter()
+                .find(|g| is_ours(cx, g.tags())),
         };
-        let out = match req.send().await {
-            Ok(out) => out,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(aws("ec2:DescribeSecurityGroups", e)),
-        };
-        let Some(g) = out.security_groups().first() else {
+        let Some(g) = found.as_ref() else {
             return Ok(None);
         };
         cx.ensure_ours(
@@ -220,20 +241,23 @@ impl Kind for SecurityGroup {
         let spec: SecurityGroupSpec = desired.spec()?;
         // Names are unique per VPC, so a retried create fails instead of duplicating; the
         // engine then finds the group by its tags.
-        let out = self
-            .ec2
-            .create_security_group()
-            .vpc_id(&spec.vpc_id)
-            .group_name(&spec.group_name)
-            .description(&spec.description)
-            .tag_specifications(tag_spec(
-                cx,
-                ResourceType::SecurityGroup,
-                Some(&spec.group_name),
-            ))
-            .send()
-            .await
-            .map_err(|e| aws("ec2:CreateSecurityGroup", e))?;
+        let (ec2, spec_ref) = (&self.ec2, &spec);
+        // The VPC may be a moment old.
+        let out = propagated(cx, || async move {
+            ec2.create_security_group()
+                .vpc_id(&spec_ref.vpc_id)
+                .group_name(&spec_ref.group_name)
+                .description(&spec_ref.description)
+                .tag_specifications(tag_spec(
+                    cx,
+                    ResourceType::SecurityGroup,
+                    Some(&spec_ref.group_name),
+                ))
+                .send()
+                .await
+                .map_err(|e| aws("ec2:CreateSecurityGroup", e))
+        })
+        .await?;
         let id = out
             .group_id()
             .ok_or_else(|| ResourceError::fatal("ec2:CreateSecurityGroup returned no id"))?
@@ -244,13 +268,13 @@ impl Kind for SecurityGroup {
         .map_err(|e| ResourceError::fatal(e.to_string()))?;
         let live = Live::new(&id, to_settings(&spec), value);
         cx.created(&live).await?;
-        self.authorize(&id, &spec.ingress).await?;
+        self.authorize(cx, &id, &spec.ingress).await?;
         Ok(live)
     }
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
@@ -264,7 +288,7 @@ impl Kind for SecurityGroup {
         // Add first, then remove: traffic allowed by both old and new rules never drops.
         let add: BTreeSet<IngressRule> = spec.ingress.difference(&have).cloned().collect();
         let remove: BTreeSet<IngressRule> = have.difference(&spec.ingress).cloned().collect();
-        self.authorize(&live.physical_id, &add).await?;
+        self.authorize(cx, &live.physical_id, &add).await?;
         self.revoke(&live.physical_id, &remove).await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
@@ -308,18 +332,31 @@ impl Kind for SecurityGroup {
                     .send()
                     .await
                 {
-                    Ok(out) if !out.network_interfaces().is_empty() => out
-                        .network_interfaces()
-                        .iter()
-                        .map(|n| {
-                            format!(
-                                "network interface {} ({})",
-                                n.network_interface_id().unwrap_or("?"),
-                                n.description().unwrap_or("")
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    // Checked here too: the filter may be ignored.
+                    Ok(out)
+                        if out.network_interfaces().iter().any(|n| {
+                            n.groups()
+                                .iter()
+                                .any(|g| g.group_id() == Some(blockers_id.as_str()))
+                        }) =>
+                    {
+                        out.network_interfaces()
+                            .iter()
+                            .filter(|n| {
+                                n.groups()
+                                    .iter()
+                                    .any(|g| g.group_id() == Some(blockers_id.as_str()))
+                            })
+                            .map(|n| {
+                                format!(
+                                    "network interface {} ({})",
+                                    n.network_interface_id().unwrap_or("?"),
+                                    n.description().unwrap_or("")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                     _ => "another security group's rule refers to it".to_string(),
                 }
             },

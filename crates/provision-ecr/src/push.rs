@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::primitives::Blob as Bytes;
 use aws_sdk_ecr::types::{ImageIdentifier, LayerAvailability};
+use provision_aws::retry::{ECR_UPLOAD_RESTART, TRANSIENT, retry};
 use provision_build::{Blob, PreparedImage};
 use provision_core::resource::{Cx, ResourceError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -144,38 +145,26 @@ async fn available(
     Ok(present)
 }
 
-/// Uploads one blob, starting over when an upload cannot go on: a part or a completion whose
-/// reply was lost is retried by the SDK, and ECR refuses the repeat (the part is there
-/// already, or the upload is closed). The blob may be stored by then; else it goes again.
+/// Uploads one blob, starting over when an upload cannot go on (`ECR_UPLOAD_RESTART`: a part
+/// or a completion whose reply was lost is retried by the SDK, and ECR refuses the repeat) or
+/// a transient error outlasted the SDK's retries. The blob may be stored by then; else it
+/// goes again from its first byte.
 async fn upload(cx: &Cx, ecr: &Client, repository: &str, blob: &Blob) -> Result<(), ResourceError> {
-    let mut attempt = 0;
-    loop {
-        match upload_once(cx, ecr, repository, blob).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 3 && (e.is_transient() || upload_broken(&e)) => {
-                attempt += 1;
-                if available(ecr, repository, &[blob])
+    let mut again = false;
+    retry(cx, &[&ECR_UPLOAD_RESTART, &TRANSIENT], || {
+        let first = !std::mem::replace(&mut again, true);
+        async move {
+            if !first
+                && available(ecr, repository, &[blob])
                     .await?
                     .contains(&blob.digest)
-                {
-                    return Ok(());
-                }
-                cx.progress(format!(
-                    "uploading {} again from the start after: {}",
-                    short(&blob.digest),
-                    e.message
-                ));
+            {
+                return Ok(());
             }
-            Err(e) => return Err(e),
+            upload_once(cx, ecr, repository, blob).await
         }
-    }
-}
-
-fn upload_broken(e: &ResourceError) -> bool {
-    matches!(
-        e.code.as_deref(),
-        Some("InvalidLayerPartException" | "UploadNotFoundException")
-    )
+    })
+    .await
 }
 
 async fn upload_once(

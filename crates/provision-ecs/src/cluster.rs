@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::ClusterField;
+use provision_aws::retry::{ECS_CLUSTER_IN_USE, ECS_SERVICE_LINKED_ROLE, TRANSIENT, retry};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
@@ -90,14 +91,17 @@ impl Kind for Cluster {
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let name = desired.name()?;
         // CreateCluster returns the existing cluster of that name: a retry makes no second one.
-        let out = self
-            .ecs
-            .create_cluster()
-            .cluster_name(name)
-            .set_tags(Some(tags(cx)))
-            .send()
-            .await
-            .map_err(|e| aws("ecs:CreateCluster", e))?;
+        // A fresh account's first cluster waits for ECS's service-linked role.
+        let out = retry(cx, &[&ECS_SERVICE_LINKED_ROLE], || async {
+            self.ecs
+                .create_cluster()
+                .cluster_name(name)
+                .set_tags(Some(tags(cx)))
+                .send()
+                .await
+                .map_err(|e| aws("ecs:CreateCluster", e))
+        })
+        .await?;
         let c = out
             .cluster()
             .ok_or_else(|| ResourceError::fatal("ecs:CreateCluster returned no cluster"))?;
@@ -146,40 +150,18 @@ impl Kind for Cluster {
         let name = c.cluster_name().unwrap_or(id).to_string();
         cx.ensure_ours(&format!("ECS cluster {name}"), tag_pairs(c.tags()))?;
         // The service went first, but its tasks take a moment to stop.
-        until(
-            cx,
-            &format!("ECS cluster {name} to be free of services and tasks"),
-            &provision_aws::timeouts::CLUSTER_DELETE,
-            Backoff::FAST,
-            || async {
-                match self.ecs.delete_cluster().cluster(id).send().await {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_cluster_not_found_exception()) =>
-                    {
-                        Ok(Poll::Ready(()))
-                    }
-                    Err(e)
-                        if e.as_service_error().is_some_and(|s| {
-                            s.is_cluster_contains_services_exception()
-                                || s.is_cluster_contains_tasks_exception()
-                                || s.is_update_in_progress_exception()
-                        }) =>
-                    {
-                        Ok(Poll::Pending("services or tasks still in it".into()))
-                    }
-                    Err(e) => {
-                        let err = aws("ecs:DeleteCluster", e);
-                        if err.is_transient() {
-                            Ok(Poll::Pending(err.message))
-                        } else {
-                            Err(err)
-                        }
-                    }
+        retry(cx, &[&ECS_CLUSTER_IN_USE, &TRANSIENT], || async {
+            match self.ecs.delete_cluster().cluster(id).send().await {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_cluster_not_found_exception()) =>
+                {
+                    Ok(())
                 }
-            },
-        )
+                Err(e) => Err(aws("ecs:DeleteCluster", e)),
+            }
+        })
         .await
     }
 }

@@ -7,6 +7,7 @@ use aws_sdk_ecs::types::{
     DeploymentRolloutState, LaunchType, LoadBalancer, NetworkConfiguration, PropagateTags,
     ServiceField,
 };
+use provision_aws::retry::{ECS_SERVICE_DEPENDENCIES, ECS_SERVICE_LINKED_ROLE, retry};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
@@ -361,28 +362,37 @@ impl Kind for Service {
         let spec: ServiceSpec = desired.spec()?;
         let name = desired.name()?;
         let service_name = split_name(name).map(|(_, s)| s).unwrap_or(name);
-        let out = self
-            .ecs
-            .create_service()
-            .cluster(&spec.cluster_arn)
-            .service_name(service_name)
-            .task_definition(&spec.task_definition_arn)
-            .desired_count(spec.desired_count)
-            .launch_type(LaunchType::from(spec.launch_type.as_str()))
-            .platform_version(&spec.platform_version)
-            .network_configuration(network(&spec)?)
-            .load_balancers(load_balancer(&spec))
-            .health_check_grace_period_seconds(spec.health_check_grace_period_seconds)
-            .deployment_configuration(deployment(&spec))
-            // A retry after a lost reply with the same token returns the same service.
-            .client_token(&desired.token)
-            .set_tags(Some(tags(cx)))
-            // Tasks carry the stack's tags too, so they can be told apart in the console.
-            .propagate_tags(PropagateTags::Service)
-            .enable_ecs_managed_tags(true)
-            .send()
-            .await
-            .map_err(|e| aws("ecs:CreateService", e))?;
+        let network = network(&spec)?;
+        // A fresh account's first service waits for ECS's service-linked role; a new cluster,
+        // target group or role may not have reached ECS yet.
+        let out = retry(
+            cx,
+            &[&ECS_SERVICE_LINKED_ROLE, &ECS_SERVICE_DEPENDENCIES],
+            || async {
+                self.ecs
+                    .create_service()
+                    .cluster(&spec.cluster_arn)
+                    .service_name(service_name)
+                    .task_definition(&spec.task_definition_arn)
+                    .desired_count(spec.desired_count)
+                    .launch_type(LaunchType::from(spec.launch_type.as_str()))
+                    .platform_version(&spec.platform_version)
+                    .network_configuration(network.clone())
+                    .load_balancers(load_balancer(&spec))
+                    .health_check_grace_period_seconds(spec.health_check_grace_period_seconds)
+                    .deployment_configuration(deployment(&spec))
+                    // A retry after a lost reply with the same token returns the same service.
+                    .client_token(&desired.token)
+                    .set_tags(Some(tags(cx)))
+                    // Tasks carry the stack's tags too, so they can be told apart in the console.
+                    .propagate_tags(PropagateTags::Service)
+                    .enable_ecs_managed_tags(true)
+                    .send()
+                    .await
+                    .map_err(|e| aws("ecs:CreateService", e))
+            },
+        )
+        .await?;
         let s = out
             .service()
             .ok_or_else(|| ResourceError::fatal("ecs:CreateService returned no service"))?;
@@ -397,7 +407,7 @@ impl Kind for Service {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         changed: &[String],
@@ -432,7 +442,12 @@ impl Kind for Service {
         if any(DEPLOYMENT) {
             req = req.deployment_configuration(deployment(&spec));
         }
-        let out = req.send().await.map_err(|e| aws("ecs:UpdateService", e))?;
+        // A new target group may not have reached ECS yet.
+        let out = retry(cx, &[&ECS_SERVICE_DEPENDENCIES], || {
+            let req = req.clone();
+            async move { req.send().await.map_err(|e| aws("ecs:UpdateService", e)) }
+        })
+        .await?;
         let mut live = match out.service() {
             Some(s) => service_live(s)?,
             None => live.clone(),

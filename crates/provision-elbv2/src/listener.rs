@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, ProtocolEnum, RulePriorityPair};
+use provision_aws::retry::{CERTIFICATE_PROPAGATION, retry};
 use provision_core::resource::{
     Cx, Desired, ErrorClass, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
@@ -177,26 +178,29 @@ impl Kind for Listener {
         let spec: ListenerSpec = desired.spec()?;
         // A second listener on the port fails with DuplicateListener; the engine then finds
         // the first by its port and tags.
-        let out = self
-            .elb
-            .create_listener()
-            .load_balancer_arn(&spec.load_balancer_arn)
-            .protocol(ProtocolEnum::from(spec.protocol.as_str()))
-            .port(spec.port)
-            .set_ssl_policy(spec.ssl_policy.clone())
-            .set_certificates(
-                spec.certificate_arn
-                    .as_ref()
-                    .map(|c| vec![Certificate::builder().certificate_arn(c).build()]),
-            )
-            .default_actions(spec.default_action.to_sdk())
-            .set_tags(Some(tags(cx)))
-            // As for load balancers: the engine's retry looks by port and tags first.
-            .customize()
-            .config_override(no_retry())
-            .send()
-            .await
-            .map_err(|e| aws("elasticloadbalancing:CreateListener", e))?;
+        // A certificate issued moments ago may not have reached ELB yet.
+        let out = retry(cx, &[&CERTIFICATE_PROPAGATION], || async {
+            self.elb
+                .create_listener()
+                .load_balancer_arn(&spec.load_balancer_arn)
+                .protocol(ProtocolEnum::from(spec.protocol.as_str()))
+                .port(spec.port)
+                .set_ssl_policy(spec.ssl_policy.clone())
+                .set_certificates(
+                    spec.certificate_arn
+                        .as_ref()
+                        .map(|c| vec![Certificate::builder().certificate_arn(c).build()]),
+                )
+                .default_actions(spec.default_action.to_sdk())
+                .set_tags(Some(tags(cx)))
+                // As for load balancers: the engine's retry looks by port and tags first.
+                .customize()
+                .config_override(no_retry())
+                .send()
+                .await
+                .map_err(|e| aws("elasticloadbalancing:CreateListener", e))
+        })
+        .await?;
         let l = out.listeners().first().ok_or_else(|| {
             ResourceError::fatal("elasticloadbalancing:CreateListener returned no listener")
         })?;
@@ -211,27 +215,31 @@ impl Kind for Listener {
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
         let spec: ListenerSpec = desired.spec()?;
-        self.elb
-            .modify_listener()
-            .listener_arn(&live.physical_id)
-            .protocol(ProtocolEnum::from(spec.protocol.as_str()))
-            .port(spec.port)
-            .set_ssl_policy(spec.ssl_policy.clone())
-            .set_certificates(
-                spec.certificate_arn
-                    .as_ref()
-                    .map(|c| vec![Certificate::builder().certificate_arn(c).build()]),
-            )
-            .default_actions(spec.default_action.to_sdk())
-            .send()
-            .await
-            .map_err(|e| aws("elasticloadbalancing:ModifyListener", e))?;
+        // A certificate issued moments ago may not have reached ELB yet.
+        retry(cx, &[&CERTIFICATE_PROPAGATION], || async {
+            self.elb
+                .modify_listener()
+                .listener_arn(&live.physical_id)
+                .protocol(ProtocolEnum::from(spec.protocol.as_str()))
+                .port(spec.port)
+                .set_ssl_policy(spec.ssl_policy.clone())
+                .set_certificates(
+                    spec.certificate_arn
+                        .as_ref()
+                        .map(|c| vec![Certificate::builder().certificate_arn(c).build()]),
+                )
+                .default_actions(spec.default_action.to_sdk())
+                .send()
+                .await
+                .map_err(|e| aws("elasticloadbalancing:ModifyListener", e))
+        })
+        .await?;
         let mut live = live.clone();
         live.settings = to_settings(&spec);
         Ok(live)

@@ -5,10 +5,10 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum,
 };
+use provision_aws::retry::{TARGET_GROUP_IN_USE, TRANSIENT, retry};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
-use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -283,40 +283,21 @@ impl Kind for TargetGroup {
         ensure_ours(&self.elb, cx, &format!("target group {name}"), arn).await?;
         // The listeners and rules that used it were deleted just before; ELB takes a moment
         // to let go of it.
-        until(
-            cx,
-            &format!("target group {name} to be free to delete"),
-            &provision_aws::timeouts::TARGET_GROUP_DELETE,
-            Backoff::FAST,
-            || async {
-                match self
-                    .elb
-                    .delete_target_group()
-                    .target_group_arn(arn)
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(Poll::Ready(())),
-                    // Gone already: an earlier attempt whose reply was lost deleted it. (Not a
-                    // modelled error of this operation, so by its code.)
-                    Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(Poll::Ready(())),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
-                    {
-                        Ok(Poll::Pending("still used by a listener or rule".into()))
-                    }
-                    Err(e) => {
-                        let err = aws("elasticloadbalancing:DeleteTargetGroup", e);
-                        if err.is_transient() {
-                            Ok(Poll::Pending(err.message))
-                        } else {
-                            Err(err)
-                        }
-                    }
-                }
-            },
-        )
+        retry(cx, &[&TARGET_GROUP_IN_USE, &TRANSIENT], || async {
+            match self
+                .elb
+                .delete_target_group()
+                .target_group_arn(arn)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Gone already: an earlier attempt whose reply was lost deleted it. (Not a
+                // modelled error of this operation, so by its code.)
+                Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(()),
+                Err(e) => Err(aws("elasticloadbalancing:DeleteTargetGroup", e)),
+            }
+        })
         .await
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
+use provision_aws::retry::{CONFLICT, IAM_PROPAGATION, retry};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
@@ -310,15 +311,20 @@ impl RolePolicy {
         ))
     }
 
-    async fn put(&self, spec: &RolePolicySpec) -> Result<Live, ResourceError> {
-        self.iam
-            .put_role_policy()
-            .role_name(&spec.role_name)
-            .policy_name(&spec.policy_name)
-            .policy_document(spec.document.to_string())
-            .send()
-            .await
-            .map_err(|e| aws("iam:PutRolePolicy", e))?;
+    async fn put(&self, cx: &Cx, spec: &RolePolicySpec) -> Result<Live, ResourceError> {
+        let document = spec.document.to_string();
+        // The role may be a moment old; another change to it may be in progress.
+        retry(cx, &[&IAM_PROPAGATION, &CONFLICT], || async {
+            self.iam
+                .put_role_policy()
+                .role_name(&spec.role_name)
+                .policy_name(&spec.policy_name)
+                .policy_document(&document)
+                .send()
+                .await
+                .map_err(|e| aws("iam:PutRolePolicy", e))
+        })
+        .await?;
         Self::live(spec)
     }
 }
@@ -364,19 +370,19 @@ impl Kind for RolePolicy {
         }
     }
 
-    async fn create(&self, _cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
+    async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         // PutRolePolicy is idempotent: a retry after a lost reply writes the same document.
-        self.put(&desired.spec()?).await
+        self.put(cx, &desired.spec()?).await
     }
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         _live: &Live,
         _changed: &[String],
     ) -> Result<Live, ResourceError> {
-        self.put(&desired.spec()?).await
+        self.put(cx, &desired.spec()?).await
     }
 
     async fn delete(&self, _cx: &Cx, record: &Record) -> Result<(), ResourceError> {
@@ -454,32 +460,44 @@ impl ManagedPolicies {
 
     async fn converge(
         &self,
+        cx: &Cx,
         spec: &ManagedPoliciesSpec,
         have: &BTreeSet<String>,
     ) -> Result<Live, ResourceError> {
         for arn in spec.policy_arns.difference(have) {
-            self.iam
-                .attach_role_policy()
-                .role_name(&spec.role_name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    let mut err = aws("iam:AttachRolePolicy", e);
-                    if err.code.as_deref() == Some("NoSuchEntity") {
-                        err.hint = Some(format!("the managed policy {arn} does not exist; check its ARN (names are case-sensitive)"));
-                    }
-                    err
-                })?;
+            // The role may be a moment old; IAM refuses concurrent changes to one role.
+            retry(cx, &[&IAM_PROPAGATION, &CONFLICT], || async {
+                self.iam
+                    .attach_role_policy()
+                    .role_name(&spec.role_name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        let mut err = aws("iam:AttachRolePolicy", e);
+                        if err.code.as_deref() == Some("NoSuchEntity")
+                            && !err.message.contains("The role with name")
+                        {
+                            err.hint = Some(format!("the managed policy {arn} does not exist; check its ARN (names are case-sensitive)"));
+                        }
+                        err
+                    })
+            })
+            .await?;
         }
         for arn in have.difference(&spec.policy_arns) {
-            self.iam
-                .detach_role_policy()
-                .role_name(&spec.role_name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| aws("iam:DetachRolePolicy", e))?;
+            retry(cx, &[&CONFLICT], || async {
+                self.iam
+                    .detach_role_policy()
+                    .role_name(&spec.role_name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| aws("iam:DetachRolePolicy", e))
+            })
+            .await?;
         }
         Ok(Self::live(spec))
     }
@@ -509,15 +527,15 @@ impl Kind for ManagedPolicies {
         }))
     }
 
-    async fn create(&self, _cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
+    async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let spec: ManagedPoliciesSpec = desired.spec()?;
         let have = self.attached(&spec.role_name).await?.unwrap_or_default();
-        self.converge(&spec, &have).await
+        self.converge(cx, &spec, &have).await
     }
 
     async fn update(
         &self,
-        _cx: &Cx,
+        cx: &Cx,
         desired: &Desired,
         live: &Live,
         _changed: &[String],
@@ -528,7 +546,7 @@ impl Kind for ManagedPolicies {
             .get("policy_arns")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default();
-        self.converge(&spec, &have).await
+        self.converge(cx, &spec, &have).await
     }
 
     async fn delete(&self, _cx: &Cx, record: &Record) -> Result<(), ResourceError> {

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::Client;
@@ -18,6 +17,7 @@ use aws_sdk_lambda::types::{
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use provision_aws::retry::{CONFLICT, LAMBDA_ROLE_PROPAGATION, retry};
 use provision_core::resource::{
     Cx, Desired, ErrorClass, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
@@ -73,13 +73,6 @@ where
     R: std::fmt::Debug,
 {
     provision_aws::classify(operation, err)
-}
-
-/// A new execution role not yet usable: Lambda says so with an
-/// `InvalidParameterValueException` whose message is the only thing that tells it apart
-/// from other invalid parameters.
-fn says_role_not_assumable(message: Option<&str>) -> bool {
-    message.is_some_and(|m| m.contains("cannot be assumed by Lambda"))
 }
 
 /// What a function's configuration says about it.
@@ -184,8 +177,10 @@ impl Function {
         .await
     }
 
-    /// Sends an update once the function is settled; Lambda's "an update is in progress"
-    /// conflict (someone else's change) sends it again after the next settle.
+    /// Sends an update once the function is settled (Lambda allows one update at a time).
+    /// Lambda's "an update is in progress" conflict (someone else's change, or Lambda's own
+    /// work after a create) is ridden out by the `CONFLICT` policy, settling again before
+    /// each attempt; a role IAM has not propagated by `LAMBDA_ROLE_PROPAGATION`.
     async fn update_when_settled<F, Fut>(
         &self,
         cx: &Cx,
@@ -196,61 +191,15 @@ impl Function {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), ResourceError>>,
     {
-        let mut attempt = 0;
-        loop {
-            self.settled(cx, name).await?;
-            match call().await {
-                Err(e) if e.code.as_deref() == Some(BUSY) && attempt < 3 => attempt += 1,
-                other => return other,
+        retry(cx, &[&CONFLICT, &LAMBDA_ROLE_PROPAGATION], || {
+            let attempt = call();
+            async move {
+                self.settled(cx, name).await?;
+                attempt.await
             }
-        }
+        })
+        .await
     }
-}
-
-/// Runs `call` until the function's new role is usable, bounded by `iam-propagation`.
-async fn while_role_propagates<T, F, Fut>(
-    cx: &Cx,
-    role_arn: &str,
-    mut call: F,
-) -> Result<T, ResourceError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, ResourceError>>,
-{
-    let backoff = Backoff {
-        first: Duration::ZERO,
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(10),
-        factor: 1.5,
-    };
-    let what = format!("IAM role {role_arn} to be usable by Lambda");
-    until(cx, &what, &provision_aws::timeouts::IAM_PROPAGATION, backoff, || {
-        let attempt = call();
-        async move {
-            Ok(match attempt.await? {
-                Some(v) => Poll::Ready(v),
-                None => Poll::Pending("not assumable yet".into()),
-            })
-        }
-    })
-    .await
-    .map_err(|e| match e.class {
-        ErrorClass::Timeout => ResourceError::timeout(format!("Lambda still cannot assume the role {role_arn}"))
-            .with_hint("check that the role exists and trusts lambda.amazonaws.com; if it does, IAM is slow today: rerun `provision up`, or allow more time with --timeout iam-propagation=5m"),
-        _ => e,
-    })
-}
-
-/// The code of the error an update call gets while another update runs.
-const BUSY: &str = "ResourceConflictException";
-
-/// A `ResourceConflictException` from an update: another update is running. (classify()
-/// would call it a name collision, which is what it means for a create.)
-fn busy(operation: &str) -> ResourceError {
-    ResourceError::transient(format!(
-        "{operation}: another update of the function is in progress"
-    ))
-    .with_code(BUSY)
 }
 
 fn failed_state(name: &str, c: &FunctionConfiguration) -> ResourceError {
@@ -310,8 +259,9 @@ impl Kind for Function {
         let spec: FunctionSpec = desired.spec()?;
         let name = desired.name()?;
         let tags: std::collections::HashMap<String, String> = cx.tags().into_iter().collect();
-        let out = while_role_propagates(cx, &spec.role_arn, || {
-            let req = self
+        // A new role may not be usable by Lambda yet.
+        let out = retry(cx, &[&LAMBDA_ROLE_PROPAGATION], || async {
+            match self
                 .lambda
                 .create_function()
                 .function_name(name)
@@ -322,30 +272,22 @@ impl Kind for Function {
                 .memory_size(i32::try_from(spec.memory_size).unwrap_or(i32::MAX))
                 .timeout(i32::try_from(spec.timeout_seconds).unwrap_or(i32::MAX))
                 .set_environment((!spec.environment.is_empty()).then(|| environment(&spec)))
-                .set_tags(Some(tags.clone()));
-            async move {
-                match req.send().await {
-                    Ok(out) => Ok(Some(out)),
-                    Err(e)
-                        if e.as_service_error().is_some_and(|s| {
-                            s.is_invalid_parameter_value_exception()
-                                && says_role_not_assumable(s.message())
-                        }) =>
-                    {
-                        Ok(None)
-                    }
-                    // CreateFunction answers a taken name with a conflict ("Function already
-                    // exist: ..."); for a create that is a collision to look up, not a busy function.
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_conflict_exception()) =>
-                    {
-                        let mut err = aws("lambda:CreateFunction", e);
-                        err.class = ErrorClass::AlreadyExists;
-                        Err(err)
-                    }
-                    Err(e) => Err(aws("lambda:CreateFunction", e)),
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out),
+                // CreateFunction answers a taken name with a conflict ("Function already
+                // exist: ..."); for a create that is a collision to look up, not a busy function.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_conflict_exception()) =>
+                {
+                    let mut err = aws("lambda:CreateFunction", e);
+                    err.class = ErrorClass::AlreadyExists;
+                    Err(err)
                 }
+                Err(e) => Err(aws("lambda:CreateFunction", e)),
             }
         })
         .await?;
@@ -386,16 +328,10 @@ impl Kind for Function {
                     .image_uri(&spec.image_uri)
                     .architectures(Architecture::from(spec.architecture.as_str()));
                 async move {
-                    match req.send().await {
-                        Ok(_) => Ok(()),
-                        Err(e)
-                            if e.as_service_error()
-                                .is_some_and(|s| s.is_resource_conflict_exception()) =>
-                        {
-                            Err(busy("lambda:UpdateFunctionCode"))
-                        }
-                        Err(e) => Err(aws("lambda:UpdateFunctionCode", e)),
-                    }
+                    req.send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| aws("lambda:UpdateFunctionCode", e))
                 }
             })
             .await?;
@@ -403,36 +339,20 @@ impl Kind for Function {
         if changed.iter().any(|c| !CODE_SETTINGS.contains(&c.as_str())) {
             cx.progress(format!("updating the configuration of function {name}"));
             self.update_when_settled(cx, name, || {
-                while_role_propagates(cx, &spec.role_arn, || {
-                    let req = self
-                        .lambda
-                        .update_function_configuration()
-                        .function_name(name)
-                        .role(&spec.role_arn)
-                        .memory_size(i32::try_from(spec.memory_size).unwrap_or(i32::MAX))
-                        .timeout(i32::try_from(spec.timeout_seconds).unwrap_or(i32::MAX))
-                        .environment(environment(&spec));
-                    async move {
-                        match req.send().await {
-                            Ok(_) => Ok(Some(())),
-                            Err(e)
-                                if e.as_service_error().is_some_and(|s| {
-                                    s.is_invalid_parameter_value_exception()
-                                        && says_role_not_assumable(s.message())
-                                }) =>
-                            {
-                                Ok(None)
-                            }
-                            Err(e)
-                                if e.as_service_error()
-                                    .is_some_and(|s| s.is_resource_conflict_exception()) =>
-                            {
-                                Err(busy("lambda:UpdateFunctionConfiguration"))
-                            }
-                            Err(e) => Err(aws("lambda:UpdateFunctionConfiguration", e)),
-                        }
-                    }
-                })
+                let req = self
+                    .lambda
+                    .update_function_configuration()
+                    .function_name(name)
+                    .role(&spec.role_arn)
+                    .memory_size(i32::try_from(spec.memory_size).unwrap_or(i32::MAX))
+                    .timeout(i32::try_from(spec.timeout_seconds).unwrap_or(i32::MAX))
+                    .environment(environment(&spec));
+                async move {
+                    req.send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| aws("lambda:UpdateFunctionConfiguration", e))
+                }
             })
             .await?;
         }

@@ -55,6 +55,9 @@ struct World {
     /// Update calls refused because another update was running: what a caller that does not
     /// wait would get.
     conflicts: u32,
+    /// Someone else's change starts between the next look and the next configuration update
+    /// (this many times): the update is refused however carefully the caller waited.
+    races: u32,
 }
 
 #[derive(Clone, Default)]
@@ -232,6 +235,11 @@ impl Lambda {
                 let Some(f) = w.functions.get_mut(&name) else {
                     return MockResponse::Error(UpdateFunctionConfigurationError::ResourceNotFoundException(ResourceNotFoundException::builder().build()));
                 };
+                if w.races > 0 {
+                    w.races -= 1;
+                    f.update = Some(LastUpdateStatus::InProgress);
+                    f.looks = 2;
+                }
                 if f.update == Some(LastUpdateStatus::InProgress) || f.state == State::Pending {
                     w.conflicts += 1;
                     let m = format!("The operation cannot be performed at this time. An update is in progress for resource: {name}");
@@ -522,13 +530,22 @@ async fn a_function_of_another_stack_is_refused() {
     assert_eq!(run.fake.spec(NAME).memory_size, 1024);
 }
 
-#[test]
-fn only_the_role_message_counts_as_propagation() {
-    assert!(says_role_not_assumable(Some(
-        "The role defined for the function cannot be assumed by Lambda."
-    )));
-    assert!(!says_role_not_assumable(Some(
-        "Memory size must be between 128 and 10240"
-    )));
-    assert!(!says_role_not_assumable(None));
+#[tokio::test]
+async fn an_update_that_races_another_change_is_sent_again_once_that_change_is_done() {
+    let run = Run::new();
+    run.up(spec()).await.unwrap();
+    run.fake.with(|w| w.races = 2);
+    run.up(FunctionSpec {
+        memory_size: 3008,
+        ..spec()
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.fake.with(|w| w.conflicts), 2, "refused twice");
+    assert_eq!(
+        run.fake.log()[1..],
+        ["UpdateFunctionConfiguration streamlit-app-test-counterfactual-lambda"],
+        "then sent once more, and accepted"
+    );
+    assert_eq!(run.fake.spec(NAME).memory_size, 3008);
 }

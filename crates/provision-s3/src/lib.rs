@@ -96,6 +96,34 @@ impl S3Store {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Deletes the lock if its ETag is still `etag`, by a HEAD and then a plain DELETE: for
+    /// stores that refuse conditional deletes. Someone taking the lock between the two calls
+    /// would lose it, which the conditional delete rules out where it is offered.
+    async fn delete_if_still(&self, etag: &str) -> Result<(), StateError> {
+        let current = match self
+            .s3
+            .head_object()
+            .bucket(&self.at.bucket)
+            .key(self.at.lock_key())
+            .send()
+            .await
+        {
+            Ok(h) => h.e_tag().map(str::to_string),
+            Err(e) if status(&e) == Some(404) => None,
+            Err(e) => return Err(self.backend("s3:HeadObject (lock)", e)),
+        };
+        if current.as_deref() == Some(etag) {
+            self.s3
+                .delete_object()
+                .bucket(&self.at.bucket)
+                .key(self.at.lock_key())
+                .send()
+                .await
+                .map_err(|e| self.backend("s3:DeleteObject (lock)", e))?;
+        }
+        Ok(())
+    }
+
     fn set(slot: &Mutex<Option<String>>, value: Option<String>) {
         if let Ok(mut s) = slot.lock() {
             *s = value;
@@ -153,24 +181,26 @@ impl StateStore for S3Store {
         let Some(etag) = Self::get(&self.lock_etag) else {
             return Ok(());
         };
-        // Delete only the lock this run wrote: if someone forced it away and took it, theirs stays.
-        let current = self
+        // Delete only the lock this run wrote: if someone forced it away and took it, theirs
+        // stays. One conditional delete does both the check and the delete, with no window
+        // between them (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html):
+        // 204 deleted; 412 the lock is someone else's now; 404 it is gone already; 409 a
+        // concurrent write or delete of it won, so it is not ours either.
+        match self
             .s3
-            .head_object()
+            .delete_object()
             .bucket(&self.at.bucket)
             .key(self.at.lock_key())
+            .if_match(&etag)
             .send()
             .await
-            .ok()
-            .and_then(|h| h.e_tag().map(str::to_string));
-        if current.as_deref() == Some(etag.as_str()) {
-            self.s3
-                .delete_object()
-                .bucket(&self.at.bucket)
-                .key(self.at.lock_key())
-                .send()
-                .await
-                .map_err(|e| self.backend("s3:DeleteObject (lock)", e))?;
+        {
+            Ok(_) => {}
+            Err(e) if matches!(status(&e), Some(412 | 404 | 409)) => {}
+            // A store without conditional deletes (LocalStack 4.13.1 answers 501 Not
+            // Implemented): look, then delete if it is still ours.
+            Err(e) if status(&e) == Some(501) => self.delete_if_still(&etag).await?,
+            Err(e) => return Err(self.backend("s3:DeleteObject (lock)", e)),
         }
         Self::set(&self.lock_etag, None);
         Ok(())

@@ -11,6 +11,7 @@ use provision_core::wait::{Backoff, Poll, until};
 use serde::{Deserialize, Serialize};
 
 use crate::{aws, ensure_ours, is_not_found, tags};
+use provision_aws::retry::{SAGEMAKER_ENDPOINT_ROLE, retry};
 
 /// A SageMaker endpoint, named as the config says, serving one endpoint configuration.
 pub struct Endpoint {
@@ -80,6 +81,93 @@ fn endpoint_live(e: &DescribeEndpointOutput) -> Result<Live, ResourceError> {
 }
 
 impl Endpoint {
+    async fn send_create(
+        &self,
+        cx: &Cx,
+        name: &str,
+        config: &str,
+    ) -> Result<aws_sdk_sagemaker::operation::create_endpoint::CreateEndpointOutput, ResourceError>
+    {
+        self.sagemaker
+            .create_endpoint()
+            .endpoint_name(name)
+            .endpoint_config_name(config)
+            .set_tags(Some(tags(cx)))
+            .send()
+            .await
+            .map_err(|e| aws("sagemaker:CreateEndpoint", e))
+    }
+
+    /// Deletes a failed endpoint, waits until it is gone, and creates it again: SageMaker
+    /// allows nothing else on a `Failed` endpoint.
+    async fn recreate(&self, cx: &Cx, name: &str, config: &str) -> Result<(), ResourceError> {
+        cx.progress(format!(
+            "endpoint {name} failed; deleting it to create it again"
+        ));
+        match self
+            .sagemaker
+            .delete_endpoint()
+            .endpoint_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(aws("sagemaker:DeleteEndpoint", err)),
+        }
+        self.gone(cx, name).await?;
+        self.send_create(cx, name, config).await?;
+        Ok(())
+    }
+
+    /// Waits until the endpoint no longer exists.
+    async fn gone(&self, cx: &Cx, name: &str) -> Result<(), ResourceError> {
+        until(
+            cx,
+            &format!("endpoint {name} to be deleted"),
+            &provision_aws::timeouts::ENDPOINT_DELETE,
+            Backoff::SLOW,
+            || async {
+                Ok(match self.describe(name).await? {
+                    None => Poll::Ready(()),
+                    Some(e) => Poll::Pending(status_of(&e)),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Waits until the endpoint is in service on configuration `wanted`.
+    async fn in_service(&self, cx: &Cx, name: &str, wanted: &str) -> Result<Live, ResourceError> {
+        until(
+            cx,
+            &format!("endpoint {name} to be InService"),
+            &provision_aws::timeouts::ENDPOINT,
+            Backoff::SLOW.after(FIRST_POLL),
+            || async {
+                let e = self.describe(name).await?.ok_or_else(|| {
+                    ResourceError::fatal(format!("endpoint {name} disappeared while starting"))
+                        .with_hint("rerun `provision up` to create it again")
+                })?;
+                match e.endpoint_status() {
+                    Some(EndpointStatus::InService) if e.endpoint_config_name() == Some(wanted) => {
+                        Ok(Poll::Ready(endpoint_live(&e)?))
+                    }
+                    // Back in service on the old configuration: the switch failed and rolled back.
+                    Some(EndpointStatus::InService) => Err(not_switched(name, &e, wanted)),
+                    Some(EndpointStatus::Failed) => Err(failed(name, &e)),
+                    Some(EndpointStatus::UpdateRollbackFailed) => Err(ResourceError::fatal(format!(
+                        "endpoint {name} could not roll back a failed switch: {}",
+                        e.failure_reason().unwrap_or("SageMaker gave no reason")
+                    ))
+                    .with_hint("see the endpoint in the SageMaker console; `provision down` then `provision up` recreates it")),
+                    _ => Ok(Poll::Pending(status_of(&e))),
+                }
+            },
+        )
+        .await
+    }
+
     async fn describe(&self, name: &str) -> Result<Option<DescribeEndpointOutput>, ResourceError> {
         match self
             .sagemaker
@@ -130,11 +218,15 @@ fn not_switched(name: &str, e: &DescribeEndpointOutput, wanted: &str) -> Resourc
     )
 }
 
+/// An endpoint that ended `Failed`: only a creation ends so (a failed switch rolls back to the
+/// configuration it served), so the failure is its `CreateEndpoint`'s, which is what
+/// `SAGEMAKER_ENDPOINT_ROLE` looks for.
 fn failed(name: &str, e: &DescribeEndpointOutput) -> ResourceError {
     ResourceError::fatal(format!(
         "endpoint {name} failed: {}",
         e.failure_reason().unwrap_or("SageMaker gave no reason")
     ))
+    .with_operation("sagemaker:CreateEndpoint")
     .with_hint(
         "fix the cause (often the container: its image, its model data, or its /ping answer; see the endpoint's CloudWatch logs), then rerun `provision up`, which deletes the failed endpoint and creates it again",
     )
@@ -175,14 +267,8 @@ impl Kind for Endpoint {
         let spec: EndpointSpec = desired.spec()?;
         let name = desired.name()?;
         let out = self
-            .sagemaker
-            .create_endpoint()
-            .endpoint_name(name)
-            .endpoint_config_name(&spec.endpoint_config_name)
-            .set_tags(Some(tags(cx)))
-            .send()
-            .await
-            .map_err(|e| aws("sagemaker:CreateEndpoint", e))?;
+            .send_create(cx, name, &spec.endpoint_config_name)
+            .await?;
         let outputs = serde_json::to_value(EndpointOut {
             endpoint_name: name.to_string(),
             endpoint_arn: out.endpoint_arn().unwrap_or_default().to_string(),
@@ -249,32 +335,18 @@ impl Kind for Endpoint {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        let ready = until(
-            cx,
-            &format!("endpoint {name} to be InService"),
-            &provision_aws::timeouts::ENDPOINT,
-            Backoff::SLOW.after(FIRST_POLL),
-            || async {
-                let e = self.describe(&name).await?.ok_or_else(|| {
-                    ResourceError::fatal(format!("endpoint {name} disappeared while starting"))
-                        .with_hint("rerun `provision up` to create it again")
-                })?;
-                match e.endpoint_status() {
-                    Some(EndpointStatus::InService) if e.endpoint_config_name() == Some(wanted.as_str()) => {
-                        Ok(Poll::Ready(endpoint_live(&e)?))
-                    }
-                    // Back in service on the old configuration: the switch failed and rolled back.
-                    Some(EndpointStatus::InService) => Err(not_switched(&name, &e, &wanted)),
-                    Some(EndpointStatus::Failed) => Err(failed(&name, &e)),
-                    Some(EndpointStatus::UpdateRollbackFailed) => Err(ResourceError::fatal(format!(
-                        "endpoint {name} could not roll back a failed switch: {}",
-                        e.failure_reason().unwrap_or("SageMaker gave no reason")
-                    ))
-                    .with_hint("see the endpoint in the SageMaker console; `provision down` then `provision up` recreates it")),
-                    _ => Ok(Poll::Pending(status_of(&e))),
+        // A new role may make the creation fail: then delete and create it again.
+        let mut again = false;
+        let ready = retry(cx, &[&SAGEMAKER_ENDPOINT_ROLE], || {
+            let recreate = std::mem::replace(&mut again, true);
+            let (name, wanted) = (&name, &wanted);
+            async move {
+                if recreate {
+                    self.recreate(cx, name, wanted).await?;
                 }
-            },
-        )
+                self.in_service(cx, name, wanted).await
+            }
+        })
         .await?;
         cx.progress(format!("endpoint {name} is InService"));
         Ok(ready)
@@ -310,18 +382,6 @@ impl Kind for Endpoint {
             Err(err) => return Err(aws("sagemaker:DeleteEndpoint", err)),
         }
         // Its configuration and model go next; wait until it no longer uses them.
-        until(
-            cx,
-            &format!("endpoint {name} to be deleted"),
-            &provision_aws::timeouts::ENDPOINT_DELETE,
-            Backoff::SLOW,
-            || async {
-                Ok(match self.describe(name).await? {
-                    None => Poll::Ready(()),
-                    Some(e) => Poll::Pending(status_of(&e)),
-                })
-            },
-        )
-        .await
+        self.gone(cx, name).await
     }
 }

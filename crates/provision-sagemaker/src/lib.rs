@@ -13,7 +13,6 @@
 //! alone (after a crash, or when adopting), and always before a delete.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::Tag;
@@ -83,11 +82,6 @@ fn is_already_existing<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool
     validation_message(err).is_some_and(|m| m.starts_with("Cannot create already existing"))
 }
 
-/// A new execution role not yet usable: `ValidationException: Could not assume role ...`.
-pub(crate) fn is_role_not_assumable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    validation_message(err).is_some_and(|m| m.contains("Could not assume role"))
-}
-
 fn validation_message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(s) if s.err().code() == Some("ValidationException") => {
@@ -150,55 +144,6 @@ pub(crate) fn lookup_name(lookup: &provision_core::resource::Lookup<'_>) -> Opti
     let base = lookup.recorded_name()?;
     let settings = &lookup.record?.settings;
     Some(physical_name(base, settings))
-}
-
-/// Runs `create` until the new execution role is usable: a role takes seconds to propagate,
-/// and SageMaker refuses it until then. Bounded by the `iam-propagation` timeout.
-pub(crate) async fn while_role_propagates<T, F, Fut>(
-    cx: &Cx,
-    role_arn: &str,
-    mut create: F,
-) -> Result<T, ResourceError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, RoleRetry>>,
-{
-    use provision_core::wait::{Backoff, Poll, until};
-    let backoff = Backoff {
-        first: Duration::ZERO,
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(10),
-        factor: 1.5,
-    };
-    let result = until(
-        cx,
-        &format!("IAM role {role_arn} to be usable by SageMaker"),
-        &provision_aws::timeouts::IAM_PROPAGATION,
-        backoff,
-        || {
-            let attempt = create();
-            async move {
-                match attempt.await {
-                    Ok(v) => Ok(Poll::Ready(v)),
-                    Err(RoleRetry::NotYet) => Ok(Poll::Pending("not assumable yet".into())),
-                    Err(RoleRetry::Failed(e)) => Err(e),
-                }
-            }
-        },
-    )
-    .await;
-    result.map_err(|e| match e.class {
-        ErrorClass::Timeout => ResourceError::timeout(format!("SageMaker still cannot assume the execution role {role_arn}"))
-            .with_hint("check that the role exists and trusts sagemaker.amazonaws.com; if it does, IAM is slow today: rerun `provision up`, or allow more time with --timeout iam-propagation=5m"),
-        _ => e,
-    })
-}
-
-/// What one create attempt found.
-pub(crate) enum RoleRetry {
-    /// The role is not usable yet: try again.
-    NotYet,
-    Failed(ResourceError),
 }
 
 #[cfg(test)]

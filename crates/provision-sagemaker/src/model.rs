@@ -4,15 +4,13 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::operation::describe_model::DescribeModelOutput;
 use aws_sdk_sagemaker::types::ContainerDefinition;
+use provision_aws::retry::{IAM_PROPAGATION, retry};
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    RoleRetry, aws, ensure_ours, is_not_found, is_role_not_assumable, lookup_name, physical_name,
-    tags, while_role_propagates,
-};
+use crate::{aws, ensure_ours, is_not_found, lookup_name, physical_name, tags};
 
 /// A SageMaker model: one container image, its environment and model data, and the role it
 /// runs as. Immutable: any change makes a new model under a new name.
@@ -128,21 +126,17 @@ impl Kind for Model {
             .set_model_data_url(spec.model_data_url.clone())
             .build();
         let tags = tags(cx);
-        let out = while_role_propagates(cx, &spec.execution_role_arn, || {
-            let req = self
-                .sagemaker
+        // A new role (and its grant on the model data) may not be usable by SageMaker yet.
+        let out = retry(cx, &[&IAM_PROPAGATION], || async {
+            self.sagemaker
                 .create_model()
                 .model_name(&name)
                 .execution_role_arn(&spec.execution_role_arn)
                 .primary_container(container.clone())
-                .set_tags(Some(tags.clone()));
-            async move {
-                match req.send().await {
-                    Ok(out) => Ok(out),
-                    Err(e) if is_role_not_assumable(&e) => Err(RoleRetry::NotYet),
-                    Err(e) => Err(RoleRetry::Failed(aws("sagemaker:CreateModel", e))),
-                }
-            }
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(|e| aws("sagemaker:CreateModel", e))
         })
         .await?;
         let outputs = serde_json::to_value(ModelOut {

@@ -40,7 +40,7 @@ use aws_smithy_types::error::ErrorMetadata;
 use provision_core::engine::{Engine, Kinds, RunError, StateHandle};
 use provision_core::event::{Event, EventSink};
 use provision_core::graph::Graph;
-use provision_core::resource::{ErrorClass, Node, Ref, RunSettings, Stack};
+use provision_core::resource::{Node, Ref, RunSettings, Stack};
 use provision_core::state::{LocalStore, State, StateStore};
 use serde_json::json;
 
@@ -73,6 +73,8 @@ struct FakeEndpoint {
     /// whether it then fails (with this reason) and rolls back.
     switch: Option<(String, u32, Option<String>)>,
     failure_reason: Option<String>,
+    /// Its creation ends `Failed`, for this reason.
+    fails_creation: Option<String>,
 }
 
 #[derive(Default)]
@@ -85,6 +87,8 @@ struct World {
     log: Vec<String>,
     /// How many more CreateModel calls find the role not yet assumable.
     role_not_ready: u32,
+    /// How many more endpoint creations end `Failed` because the role is not usable yet.
+    endpoint_role_not_ready: u32,
     /// The reason the next switch fails with, if it is to fail.
     fail_next_switch: Option<String>,
     /// Deletions of configurations or models an endpoint still used.
@@ -273,6 +277,10 @@ impl Sagemaker {
                         "Cannot create already existing endpoint \"{arn}\"."
                     ))));
                 }
+                let fails_creation = (w.endpoint_role_not_ready > 0).then(|| {
+                    w.endpoint_role_not_ready -= 1;
+                    format!("The execution role ARN \"{ROLE}\" is invalid. Please ensure that the role exists and that its trust relationship policy allows the action \"sts:AssumeRole\" for the service principal \"sagemaker.amazonaws.com\".")
+                });
                 w.endpoints.insert(
                     name.clone(),
                     FakeEndpoint {
@@ -280,6 +288,7 @@ impl Sagemaker {
                         status: EndpointStatus::Creating,
                         switch: Some((config.clone(), 2, None)),
                         failure_reason: None,
+                        fails_creation,
                     },
                 );
                 w.tags.insert(arn.clone(), req.tags().to_vec());
@@ -341,6 +350,9 @@ impl Sagemaker {
                                     .build(),
                             );
                             e.switch = Some((to, looks - 1, fail));
+                        } else if let Some(reason) = e.fails_creation.take() {
+                            e.status = EndpointStatus::Failed;
+                            e.failure_reason = Some(reason);
                         } else {
                             e.status = EndpointStatus::InService;
                             match fail {
@@ -763,6 +775,25 @@ async fn a_new_role_is_retried_until_sagemaker_can_assume_it() {
 }
 
 #[tokio::test]
+async fn an_endpoint_that_fails_on_its_new_role_is_deleted_and_created_again() {
+    let run = Run::new();
+    run.fake.with(|w| w.endpoint_role_not_ready = 1);
+    run.up(run.graph(IMAGE, 2048)).await.unwrap();
+    let endpoint_calls: Vec<String> = run
+        .fake
+        .log()
+        .into_iter()
+        .filter(|e| e.contains("Endpoint "))
+        .collect();
+    assert_eq!(endpoint_calls.len(), 3, "{endpoint_calls:?}");
+    assert!(endpoint_calls[0].starts_with("CreateEndpoint sentiment "));
+    assert_eq!(endpoint_calls[1], "DeleteEndpoint sentiment");
+    assert!(endpoint_calls[2].starts_with("CreateEndpoint sentiment "));
+    let e = run.fake.with(|w| w.endpoints["sentiment"].clone());
+    assert_eq!(e.status, EndpointStatus::InService);
+}
+
+#[tokio::test]
 async fn a_role_that_never_becomes_usable_fails_within_the_bound() {
     let mut run = Run::new();
     run.timeout_scale = 0.005;
@@ -770,14 +801,13 @@ async fn a_role_that_never_becomes_usable_fails_within_the_bound() {
     let err = run.up(run.graph(IMAGE, 2048)).await.unwrap_err();
     match err {
         RunError::Failed { failures, .. } => {
-            assert_eq!(failures[0].error.class, ErrorClass::Timeout);
-            assert!(
-                failures[0]
-                    .error
-                    .message
-                    .contains("cannot assume the execution role"),
-                "{}",
-                failures[0].error.message
+            // The last refusal, in SageMaker's words, and how long it was retried.
+            let message = &failures[0].error.message;
+            assert!(message.contains("Could not assume role"), "{message}");
+            assert!(message.contains("still failing after"), "{message}");
+            assert_eq!(
+                failures[0].error.code.as_deref(),
+                Some("ValidationException")
             );
             assert!(
                 failures[0]
@@ -820,6 +850,7 @@ async fn resources_of_another_stack_are_refused() {
                 status: EndpointStatus::InService,
                 switch: None,
                 failure_reason: None,
+                fails_creation: None,
             },
         );
         w.tags.insert(

@@ -70,7 +70,7 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
     let label = |suffix: &str| format!("{vpc_name}/{suffix}");
 
     let zones = Node::new("network/availability-zones", k.availability_zones.clone())
-        .spec(|_| Ok(AvailabilityZonesSpec {}));
+        .spec(|_| Ok(AvailabilityZonesSpec::default()));
     let zones_ref: Ref<AvailabilityZonesOut> = zones.handle();
     g.add(zones)?;
 
@@ -80,6 +80,7 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
             cidr_block: VPC_CIDR.to_string(),
             name: name.clone(),
             dns: true,
+            ipv6: false,
         })
     });
     let vpc_ref: Ref<VpcOut> = vpc.handle();
@@ -104,6 +105,8 @@ pub fn add(g: &mut Graph, project: &Project, k: &Ec2Kinds) -> Result<Network, Gr
                     availability_zone: zones.get(i).cloned().unwrap_or_default(),
                     map_public_ip_on_launch: public,
                     name: name.clone(),
+                    ipv6_cidr_block: None,
+                    assign_ipv6_address_on_creation: false,
                 })
             });
         let r = node.handle();
