@@ -183,9 +183,10 @@ impl Attempt {
             } else {
                 crate::error_chain(c)
             }
+        } else if let Some(e) = crate::credentials::credentials_error(err) {
+            format!("no credentials: {}", crate::credentials::sdk_words(e))
         } else {
-            // Before sending: credentials, endpoint, signing. These messages name providers and
-            // files, never secrets.
+            // Before sending: endpoint, signing. These messages never carry secrets.
             crate::error_chain(err)
         };
         Attempt {

@@ -1,5 +1,5 @@
 //! The bottom AWS layer: SDK configuration (credentials chain, profile, region, endpoint,
-//! retries, timeouts), the account check,
+//! retries, timeouts), the account check (which explains a failure to load credentials),
 //! error classification with hints, and the ledger of every API call made (counted for
 //! `--json` stats, benchmarks and the no-mutation guarantee; logged, with its request id, for
 //! the debug log).
@@ -19,6 +19,7 @@ use provision_core::resource::{ErrorClass, ResourceError};
 pub use aws_types::SdkConfig;
 
 mod calls;
+mod credentials;
 pub mod retry;
 pub mod timeouts;
 
@@ -42,6 +43,8 @@ pub struct Aws {
     sdk: SdkConfig,
     calls: ApiCalls,
     endpoint_overridden: bool,
+    /// `--profile`, to explain a failure to load credentials.
+    profile: Option<String>,
 }
 
 impl Aws {
@@ -78,6 +81,7 @@ impl Aws {
             sdk,
             calls: ApiCalls::default(),
             endpoint_overridden,
+            profile: options.profile.clone(),
         }
     }
 
@@ -88,6 +92,7 @@ impl Aws {
             sdk,
             calls: ApiCalls::default(),
             endpoint_overridden,
+            profile: None,
         }
     }
 
@@ -117,18 +122,17 @@ impl Aws {
                 .retry_partition(retry_partition("sts"))
                 .build(),
         );
-        let out = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| {
-                let mut err = classify("sts:GetCallerIdentity", e);
-                err.hint = Some(
-                    "provision could not find working AWS credentials. Set AWS_PROFILE or pass --profile, run `aws sso login` for SSO profiles, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                        .to_string(),
-                );
-                err
-            })?;
+        let out = match sts.get_caller_identity().send().await {
+            Ok(out) => out,
+            // Loading credentials failed before anything was sent: say which sources were
+            // tried and what each said, not the SDK's last error alone.
+            Err(e) => {
+                return Err(match credentials::credentials_error(&e) {
+                    Some(cause) => credentials::explain(cause, self.profile.as_deref()).await,
+                    None => classify("sts:GetCallerIdentity", e),
+                });
+            }
+        };
         out.account
             .ok_or_else(|| ResourceError::fatal("STS GetCallerIdentity returned no account"))
     }
