@@ -7,6 +7,8 @@
 // The crash and fault tests report what they tried (kill points, faults injected) on stderr,
 // which `cargo test -- --nocapture` shows.
 #![allow(clippy::print_stderr)]
+// The test modules share their helpers through `pub`; a test binary exports nothing.
+#![allow(unreachable_pub)]
 
 mod support;
 
