@@ -1,23 +1,26 @@
 //! Where `tracing` events go: stderr, filtered by `-v`/`-q` (or `RUST_LOG`), and the debug log
 //! file, which always gets provision's debug events and the SDK's info ones.
 //!
-//! The file is `--log FILE` (or `PROVISION_LOG`). Without it, commands that read the config keep
-//! the log of their last run in `.provision/logs/<command>.log` (beside the default state), so
-//! a failure can always be looked into after the fact, as uv and npm do. It is overwritten by
-//! the next run of the same command, mode 0600, and locked while in use: a second run while
-//! the first still writes (refused by the state lock, say) writes `<command>-<pid>.log`
-//! instead of wiping the first run's log.
+//! The file is `--log FILE` (or `PROVISION_LOG`). Without it, a command keeps the log of its
+//! last run in `.provision/logs/<command>.log` (beside the default state), so a failure can
+//! always be looked into after the fact, as uv and npm do. The default log is opened once the
+//! config has loaded, so a typo in a folder that is not a project leaves nothing behind (what
+//! came before is kept in memory until then); `graph` and `completions`, which touch neither
+//! AWS nor the state, keep none. It is overwritten by the next run of the same command, mode
+//! 0600, and locked while in use: a second run while the first still writes (refused by the
+//! state lock, say) writes `<command>-<pid>.log` instead of wiping the first run's log.
 //!
 //! Nothing secret is logged: the per-call events carry ids, codes and sizes (see
 //! `provision_aws`), and the SDK's info events carry no credentials (checked by the secrets
 //! test). ANSI colour goes to a terminal only, never with `NO_COLOR`, never to the file.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -35,22 +38,81 @@ pub const RUN_TARGET: &str = "provision::run";
 /// thing to read when credentials fail).
 const FILE_FILTER: &str = "info,provision=debug,aws_config::meta::credentials=debug";
 
-/// The debug log file of this run, if there is one.
-#[derive(Debug, Default)]
+/// Where the default log's folder is, relative to the working folder (as the default state).
+const DEFAULT_FOLDER: &str = ".provision/logs";
+
+/// What the events before the default log opens may take in memory.
+const PENDING_LIMIT: usize = 1 << 20;
+
+/// The debug log of this run.
+#[derive(Debug)]
 pub struct DebugLog {
-    path: Option<PathBuf>,
+    sink: Arc<Mutex<Sink>>,
+    /// The default log's name (the command), until it is opened.
+    default_name: Option<String>,
+}
+
+/// Where the file's events go.
+#[derive(Debug)]
+enum Sink {
+    /// Kept until the default log opens.
+    Pending(Vec<u8>),
+    Open {
+        file: File,
+        path: PathBuf,
+    },
+    Off,
 }
 
 impl DebugLog {
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    fn sink(&self) -> MutexGuard<'_, Sink> {
+        match self.sink.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The log file, once open.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &*self.sink() {
+            Sink::Open { path, .. } => Some(path.clone()),
+            _ => None,
+        }
+    }
+
+    /// Opens the default log (the config has loaded: this is a project folder) and writes
+    /// what was kept until now. A log that cannot be opened is skipped, not an error.
+    fn open_default(&self) {
+        let Some(name) = &self.default_name else {
+            return;
+        };
+        let mut sink = self.sink();
+        if let Sink::Pending(pending) = &*sink {
+            *sink = match open_default(Path::new(DEFAULT_FOLDER), name) {
+                Ok((mut file, path)) => match file.write_all(pending) {
+                    Ok(()) => Sink::Open { file, path },
+                    Err(_) => Sink::Off,
+                },
+                Err(_) => Sink::Off,
+            };
+        }
     }
 }
 
-/// Installs the subscriber: stderr and the debug log file. `command` is the subcommand's name.
-/// Fails only when `--log FILE` cannot be written; a default log that cannot be written is
-/// skipped.
-pub fn init(global: &Global, command: &str) -> Result<DebugLog, Failure> {
+/// The run's log, for [`opened_for_project`] (called deep in the commands' setup).
+static LOG: OnceLock<DebugLog> = OnceLock::new();
+
+/// The config has loaded: the working folder is a project, so the default log may be written
+/// there.
+pub fn opened_for_project() {
+    if let Some(log) = LOG.get() {
+        log.open_default();
+    }
+}
+
+/// Installs the subscriber: stderr and the debug log. `command` is the subcommand's name.
+/// Fails only when `--log FILE` cannot be written.
+pub fn init(global: &Global, command: &str) -> Result<&'static DebugLog, Failure> {
     let color = printer::use_color(io::IsTerminal::is_terminal(&io::stderr()));
     let stderr = fmt::layer()
         .with_writer(io::stderr)
@@ -59,23 +121,36 @@ pub fn init(global: &Global, command: &str) -> Result<DebugLog, Failure> {
         .with_timer(fmt::time::uptime())
         .with_filter(stderr_filter(global).and(filter_fn(|m| m.target() != RUN_TARGET)));
 
-    let (file, path) = match open(global, command)? {
-        Some((file, path)) => (Some(file), Some(path)),
-        None => (None, None),
+    let (sink, default_name) = match &global.log {
+        Some(path) => {
+            let file = create(path, true).map_err(|e| {
+                Failure::new(format!(
+                    "cannot write the debug log to {}: {e}",
+                    path.display()
+                ))
+                .hint("pass a file in a folder that exists and is writable with --log (or PROVISION_LOG)")
+            })?;
+            let sink = Sink::Open {
+                file,
+                path: path.clone(),
+            };
+            (sink, None)
+        }
+        None if matches!(command, "graph" | "completions") => (Sink::Off, None),
+        None => (Sink::Pending(Vec::new()), Some(command.to_string())),
     };
-    let file_layer = file.map(|f| {
-        fmt::layer()
-            .with_writer(Mutex::new(f))
-            .with_ansi(false)
-            .with_target(true)
-            .with_filter(EnvFilter::new(FILE_FILTER))
-    });
-    // A second initialisation (tests calling `main` twice) keeps the first.
+    let sink = Arc::new(Mutex::new(sink));
+    let file = fmt::layer()
+        .with_writer(SinkWriter(sink.clone()))
+        .with_ansi(false)
+        .with_target(true)
+        .with_filter(EnvFilter::new(FILE_FILTER));
+    // A second initialisation (a test calling `init` twice) keeps the first.
     let _ = tracing_subscriber::registry()
         .with(stderr)
-        .with(file_layer)
+        .with(file)
         .try_init();
-    Ok(DebugLog { path })
+    Ok(LOG.get_or_init(|| DebugLog { sink, default_name }))
 }
 
 /// `-q`: errors only. Default: provision's warnings, and only errors from the SDK (its
@@ -95,24 +170,43 @@ fn stderr_filter(global: &Global) -> EnvFilter {
     EnvFilter::new(directives)
 }
 
-/// Opens the log file: `--log FILE`, or the command's default log.
-fn open(global: &Global, command: &str) -> Result<Option<(File, PathBuf)>, Failure> {
-    if let Some(path) = &global.log {
-        let file = create(path, true).map_err(|e| {
-            Failure::new(format!(
-                "cannot write the debug log to {}: {e}",
-                path.display()
-            ))
-            .hint(
-                "pass a file in a folder that exists and is writable with --log (or PROVISION_LOG)",
-            )
-        })?;
-        return Ok(Some((file, path.clone())));
+/// The file layer's writer.
+struct SinkWriter(Arc<Mutex<Sink>>);
+
+/// One event's write, under the sink's lock.
+struct SinkGuard<'a>(MutexGuard<'a, Sink>);
+
+impl<'a> MakeWriter<'a> for SinkWriter {
+    type Writer = SinkGuard<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        SinkGuard(match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        })
     }
-    if matches!(command, "graph" | "completions") {
-        return Ok(None);
+}
+
+impl Write for SinkGuard<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut *self.0 {
+            Sink::Pending(pending) => {
+                if pending.len() + buf.len() <= PENDING_LIMIT {
+                    pending.extend_from_slice(buf);
+                }
+                Ok(buf.len())
+            }
+            Sink::Open { file, .. } => file.write(buf),
+            Sink::Off => Ok(buf.len()),
+        }
     }
-    Ok(open_default(Path::new(".provision/logs"), command).ok())
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut *self.0 {
+            Sink::Open { file, .. } => file.flush(),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `<dir>/<command>.log`, or `<dir>/<command>-<pid>.log` while another run writes that one.

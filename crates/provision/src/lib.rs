@@ -19,7 +19,7 @@ pub type Outcome = Result<ExitCode, Failure>;
 
 /// Runs the command line. Returns how it ended and the debug log it wrote, for `main` to
 /// report and turn into the exit code; nothing here exits the process.
-pub fn run_command_line() -> (Outcome, DebugLog) {
+pub fn run_command_line() -> (Outcome, Option<&'static DebugLog>) {
     // clap prints --help, --version and usage errors itself, and exits 0 or 2.
     let matches = cli::Cli::command().get_matches();
     let command = matches.subcommand_name().unwrap_or("provision").to_string();
@@ -29,7 +29,7 @@ pub fn run_command_line() -> (Outcome, DebugLog) {
     };
     let log = match debug_log::init(&cli.global, &command) {
         Ok(log) => log,
-        Err(failure) => return (Err(failure), DebugLog::default()),
+        Err(failure) => return (Err(failure), None),
     };
     tracing::info!(
         target: RUN_TARGET,
@@ -57,21 +57,21 @@ pub fn run_command_line() -> (Outcome, DebugLog) {
         Ok(rt) => rt,
         Err(e) => {
             let failure = Failure::new(format!("could not start the async runtime: {e}"));
-            return (Err(failure), log);
+            return (Err(failure), Some(log));
         }
     };
     let outcome = runtime.block_on(run::run(cli));
     // A run stopped at once (Ctrl-C twice) leaves tasks and builds in flight: do not wait for
     // them.
     runtime.shutdown_background();
-    (outcome, log)
+    (outcome, Some(log))
 }
 
 /// The exit code of a run, decided here and nowhere else: the command's own (0; 2 for `plan`
 /// with changes and `refresh` with drift), 1 for an error, 130 when interrupted, and 0 when
 /// the reader of stdout went away, as ripgrep does. Reports the failure, if any, naming the
 /// debug log.
-pub fn finish(outcome: Outcome, log: &DebugLog) -> ExitCode {
+pub fn finish(outcome: Outcome, log: Option<&DebugLog>) -> ExitCode {
     match outcome {
         Ok(code) => {
             tracing::info!(target: RUN_TARGET, "done: {code:?}");
@@ -91,7 +91,8 @@ pub fn finish(outcome: Outcome, log: &DebugLog) -> ExitCode {
                 failure.message
             );
             if failure.ending != Ending::StdoutClosed {
-                printer::report(failure, log.path());
+                let path = log.and_then(DebugLog::path);
+                printer::report(failure, path.as_deref());
             }
             code
         }

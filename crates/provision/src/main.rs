@@ -4,5 +4,5 @@
 
 fn main() -> std::process::ExitCode {
     let (outcome, log) = provision::run_command_line();
-    provision::finish(outcome, &log)
+    provision::finish(outcome, log)
 }

@@ -188,6 +188,8 @@ pub(crate) fn session(
         .clone()
         .unwrap_or_else(|| PathBuf::from("config/default.json"));
     let config: Config = config::load_with(&config_path, &root, checks)?;
+    // A project folder: the run's default debug log may be written here.
+    crate::debug_log::opened_for_project();
     let state_at = match global.state.as_deref() {
         Some(s) if s.starts_with("s3://") => {
             StateAt::S3(S3Location::parse(s).map_err(|e| Failure::new(format!("--state: {e}")))?)

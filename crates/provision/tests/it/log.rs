@@ -142,6 +142,18 @@ async fn verbose_shows_the_calls_on_stderr_and_the_default_log_keeps_them() {
         "{}",
         again.stderr
     );
+
+    // PROVISION_LOG is --log.
+    let path = stack.root().join("from-env.log");
+    let run = stack
+        .command(&["plan"])
+        .env("PROVISION_LOG", &path)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let log = std::fs::read_to_string(&path).expect("PROVISION_LOG names the log");
+    assert!(calls_in(&log).len() > 5, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,6 +192,30 @@ async fn a_failed_run_names_its_debug_log_which_holds_the_error() {
             .contains("cannot write the debug log to /nonexistent-folder/up.log"),
         "{}",
         run.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_folder_that_is_not_a_project_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["plan"][..], &["outputs"], &["status", "-v"]] {
+        let run: crate::support::Run =
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+                .args(args)
+                .current_dir(dir.path())
+                .env("NO_COLOR", "1")
+                .output()
+                .await
+                .unwrap()
+                .into();
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("config/default.json"), "{}", run.stderr);
+        assert!(!run.stderr.contains("debug log"), "{}", run.stderr);
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no .provision/logs where there is no config"
     );
 }
 
