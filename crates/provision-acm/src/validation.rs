@@ -46,7 +46,7 @@ pub struct ValidationRecordSpec {
 }
 
 /// How long resolvers may keep a validation record: ACM checks again at every renewal.
-pub const VALIDATION_TTL: i64 = 300;
+pub(crate) const VALIDATION_TTL: i64 = 300;
 
 impl ValidationRecordSpec {
     pub fn new(

@@ -1,31 +1,29 @@
 //! The bottom AWS layer: SDK configuration (credentials chain, profile, region, endpoint,
-//! retries, timeouts), the account check, error classification with hints, and a count of
-//! every API call made (for `--json` stats, benchmarks and the no-mutation guarantee).
+//! retries, timeouts), the account check (which explains a failure to load credentials),
+//! error classification with hints, and the ledger of every API call made (counted for
+//! `--json` stats, benchmarks and the no-mutation guarantee; logged, with its request id, for
+//! the debug log).
 //!
 //! Service crates take the clients this configuration builds; none of them builds its own.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use provision_core::resource::{ErrorClass, ResourceError};
 
 pub use aws_types::SdkConfig;
 
+mod calls;
+mod credentials;
 pub mod retry;
 pub mod timeouts;
+
+pub use calls::{ApiCalls, CallCounts, Operation, TARGET as CALLS_TARGET};
 
 /// How to reach AWS.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +43,8 @@ pub struct Aws {
     sdk: SdkConfig,
     calls: ApiCalls,
     endpoint_overridden: bool,
+    /// `--profile`, to explain a failure to load credentials.
+    profile: Option<String>,
 }
 
 impl Aws {
@@ -81,6 +81,7 @@ impl Aws {
             sdk,
             calls: ApiCalls::default(),
             endpoint_overridden,
+            profile: options.profile.clone(),
         }
     }
 
@@ -91,6 +92,7 @@ impl Aws {
             sdk,
             calls: ApiCalls::default(),
             endpoint_overridden,
+            profile: None,
         }
     }
 
@@ -120,18 +122,17 @@ impl Aws {
                 .retry_partition(retry_partition("sts"))
                 .build(),
         );
-        let out = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| {
-                let mut err = classify("sts:GetCallerIdentity", e);
-                err.hint = Some(
-                    "provision could not find working AWS credentials. Set AWS_PROFILE or pass --profile, run `aws sso login` for SSO profiles, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                        .to_string(),
-                );
-                err
-            })?;
+        let out = match sts.get_caller_identity().send().await {
+            Ok(out) => out,
+            // Loading credentials failed before anything was sent: say which sources were
+            // tried and what each said, not the SDK's last error alone.
+            Err(e) => {
+                return Err(match credentials::credentials_error(&e) {
+                    Some(cause) => credentials::explain(cause, self.profile.as_deref()).await,
+                    None => classify("sts:GetCallerIdentity", e),
+                });
+            }
+        };
         out.account
             .ok_or_else(|| ResourceError::fatal("STS GetCallerIdentity returned no account"))
     }
@@ -163,26 +164,6 @@ pub fn retry_partition(service: &str) -> aws_smithy_runtime::client::retries::Re
         .build()
 }
 
-/// One API operation, as counted.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct Operation {
-    pub service: String,
-    pub name: String,
-}
-
-impl Operation {
-    /// Whether the operation changes anything, judged by AWS's naming conventions.
-    pub fn is_mutating(&self) -> bool {
-        is_mutating(&self.name)
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.service, self.name)
-    }
-}
-
 /// Whether an operation name is one that changes something. AWS names reads
 /// `Describe*`, `Get*`, `List*`, `BatchGet*`, `BatchCheck*`, `Head*`.
 pub fn is_mutating(operation: &str) -> bool {
@@ -207,98 +188,6 @@ pub fn service_prefix(sdk_name: &str) -> String {
         "Elastic Load Balancing v2" => "elasticloadbalancing".to_string(),
         "CloudWatch Logs" => "logs".to_string(),
         other => other.replace(' ', "").to_ascii_lowercase(),
-    }
-}
-
-/// Counts every API call made through clients that carry it (operations and attempts).
-#[derive(Clone, Debug, Default)]
-pub struct ApiCalls {
-    inner: Arc<Mutex<Ledger>>,
-}
-
-#[derive(Debug, Default)]
-struct Ledger {
-    operations: BTreeMap<Operation, u64>,
-    attempts: u64,
-}
-
-/// A snapshot of the ledger.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct CallCounts {
-    pub operations: BTreeMap<String, u64>,
-    pub total: u64,
-    pub mutating: u64,
-    /// HTTP attempts, retries included.
-    pub attempts: u64,
-}
-
-impl ApiCalls {
-    pub fn snapshot(&self) -> CallCounts {
-        let ledger = match self.inner.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut out = CallCounts {
-            attempts: ledger.attempts,
-            ..CallCounts::default()
-        };
-        for (op, n) in &ledger.operations {
-            out.operations.insert(op.to_string(), *n);
-            out.total += n;
-            if op.is_mutating() {
-                out.mutating += n;
-            }
-        }
-        out
-    }
-
-    fn record(&self, cfg: &ConfigBag, attempt: bool) {
-        let Ok(mut ledger) = self.inner.lock() else {
-            return;
-        };
-        if attempt {
-            ledger.attempts += 1;
-            return;
-        }
-        let op = match cfg.load::<Metadata>() {
-            Some(m) => Operation {
-                service: service_prefix(m.service()),
-                name: m.name().to_string(),
-            },
-            None => Operation {
-                service: "unknown".into(),
-                name: "unknown".into(),
-            },
-        };
-        *ledger.operations.entry(op).or_default() += 1;
-    }
-}
-
-impl Intercept for ApiCalls {
-    fn name(&self) -> &'static str {
-        "provision::ApiCalls"
-    }
-
-    // Once per operation, after the operation's own configuration (its name) is in the bag;
-    // `read_before_execution` runs too early for that.
-    fn read_before_serialization(
-        &self,
-        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.record(cfg, false);
-        Ok(())
-    }
-
-    fn read_before_attempt(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.record(cfg, true);
-        Ok(())
     }
 }
 
@@ -478,7 +367,7 @@ fn hint_for(code: &str, message: &str) -> Option<String> {
 }
 
 /// The error and its sources, joined, for errors that are not service errors.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut s = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {

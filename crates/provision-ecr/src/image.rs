@@ -59,7 +59,7 @@ pub struct BuiltImageSpec {
 }
 
 /// Parses `linux/amd64` or `linux/arm64`.
-pub fn parse_platform(s: &str) -> Option<Platform> {
+pub(crate) fn parse_platform(s: &str) -> Option<Platform> {
     [Platform::Amd64, Platform::Arm64]
         .into_iter()
         .find(|p| p.oci() == s)

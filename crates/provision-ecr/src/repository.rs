@@ -47,7 +47,7 @@ pub struct RepositoryOut {
 }
 
 /// The lifecycle policy keeping the `keep` most recent images.
-pub fn lifecycle_policy(keep: u32) -> Value {
+pub(crate) fn lifecycle_policy(keep: u32) -> Value {
     json!({
         "rules": [{
             "rulePriority": 1,
@@ -60,7 +60,7 @@ pub fn lifecycle_policy(keep: u32) -> Value {
 
 /// The repository policy Lambda needs to pull images for functions of this account (what
 /// Lambda itself adds when allowed to, under the same statement id).
-pub fn lambda_pull_policy(account: &str, region: &str) -> Value {
+pub(crate) fn lambda_pull_policy(account: &str, region: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{

@@ -43,13 +43,21 @@ pub struct Global {
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
-    /// More detail on stderr (-vv for SDK debug logs). RUST_LOG overrides.
+    /// More detail on stderr: -v shows provision's debug log (every AWS call with its request
+    /// id, every decision) and the SDK's warnings; -vv adds the SDK's own debug log. RUST_LOG
+    /// overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Only errors and results.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Write the run's full debug log to FILE: provision's debug events (every AWS call with
+    /// its request id) and the SDK's, with timestamps. Without it, commands that read the
+    /// config keep the log of their last run in .provision/logs/<command>.log.
+    #[arg(long, global = true, value_name = "FILE", env = "PROVISION_LOG")]
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -618,30 +618,66 @@ pub fn render_plan(
     Ok(())
 }
 
-/// Prints outputs on stdout: `key = value` lines, or one JSON object.
-pub fn print_outputs(outputs: &BTreeMap<String, Value>, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(outputs).unwrap_or_default()
-        );
-        return;
+/// Writing the result to stdout failed. A closed pipe (`provision outputs --json | head -c
+/// 10`) is not an error: the reader has what it wanted, and the run ends with 0, as ripgrep's
+/// does. `main` decides.
+#[derive(Debug)]
+pub struct StdoutError(pub std::io::Error);
+
+impl StdoutError {
+    /// The reader went away (the pipe is closed).
+    pub fn is_closed_pipe(&self) -> bool {
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
     }
-    for (k, v) in outputs {
-        match v {
-            Value::String(s) => println!("{k} = {s}"),
-            other => println!("{k} = {other}"),
+}
+
+/// Writes to stdout, all of it or an error: every stdout write goes through here.
+fn write_stdout(bytes: &[u8]) -> Result<(), StdoutError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(StdoutError)
+}
+
+/// Prints outputs on stdout: `key = value` lines, or one JSON object.
+pub fn print_outputs(outputs: &BTreeMap<String, Value>, json: bool) -> Result<(), StdoutError> {
+    let mut text = String::new();
+    if json {
+        text = serde_json::to_string_pretty(outputs).unwrap_or_default();
+        text.push('\n');
+    } else {
+        for (k, v) in outputs {
+            match v {
+                Value::String(s) => text.push_str(&format!("{k} = {s}\n")),
+                other => text.push_str(&format!("{k} = {other}\n")),
+            }
         }
     }
+    write_stdout(text.as_bytes())
 }
 
 /// Prints a JSON document on stdout.
-pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+pub fn print_json(v: &Value) -> Result<(), StdoutError> {
+    let mut text = serde_json::to_string_pretty(v).unwrap_or_default();
+    text.push('\n');
+    write_stdout(text.as_bytes())
 }
 
 /// Prints text on stdout.
-pub fn print_text(s: &str) {
-    print!("{s}");
-    let _ = std::io::stdout().flush();
+pub fn print_text(s: &str) -> Result<(), StdoutError> {
+    write_stdout(s.as_bytes())
+}
+
+/// Reports the error a run ends with on stderr, naming the debug log of the run.
+pub fn report(mut failure: crate::run::Failure, log: Option<&std::path::Path>) {
+    if let Some(path) = log {
+        let line = format!("the debug log of this run is at {}", path.display());
+        failure.hint = Some(match failure.hint.take() {
+            Some(hint) => format!("{hint}\n{line}"),
+            None => line,
+        });
+    }
+    let report = format!("{:?}\n", miette::Report::new(failure));
+    // stderr may be closed too; then there is nobody left to tell.
+    let _ = std::io::stderr().lock().write_all(report.as_bytes());
 }

@@ -15,11 +15,11 @@ use provision_core::state::{LocalStore, LockInfo, State, StateError, StateStore}
 use provision_s3::{S3Location, S3Store};
 use provision_stack::{Clients, Kinds, Project};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::cli::{ApplyOptions, Cli, Command, Global};
 use crate::commands;
-use crate::printer::{Printer, Verbosity};
+use crate::printer::{Printer, StdoutError, Verbosity};
 
 /// The one error a command ends with: what failed, and what to do about it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -28,7 +28,19 @@ pub struct Failure {
     pub message: String,
     #[help]
     pub hint: Option<String>,
-    pub exit: u8,
+    /// How the run ended; `main` turns it into the exit code.
+    pub ending: Ending,
+}
+
+/// How a failed run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Something went wrong.
+    Error,
+    /// Ctrl-C: once (calls in flight finished) or twice (stopped at once).
+    Interrupted,
+    /// The reader of stdout went away (`provision graph --dot | head -1`).
+    StdoutClosed,
 }
 
 impl Failure {
@@ -36,12 +48,26 @@ impl Failure {
         Failure {
             message: message.into(),
             hint: None,
-            exit: 1,
+            ending: Ending::Error,
         }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+}
+
+impl From<StdoutError> for Failure {
+    fn from(e: StdoutError) -> Self {
+        if e.is_closed_pipe() {
+            Failure {
+                message: "stdout was closed before the result was written".into(),
+                hint: None,
+                ending: Ending::StdoutClosed,
+            }
+        } else {
+            Failure::new(format!("could not write the result to stdout: {}", e.0))
+        }
     }
 }
 
@@ -55,7 +81,7 @@ impl From<ConfigError> for Failure {
         Failure {
             message: e.to_string(),
             hint,
-            exit: 1,
+            ending: Ending::Error,
         }
     }
 }
@@ -66,7 +92,7 @@ impl From<StateError> for Failure {
         Failure {
             message: e.to_string(),
             hint,
-            exit: 1,
+            ending: Ending::Error,
         }
     }
 }
@@ -76,7 +102,7 @@ impl From<provision_core::resource::ResourceError> for Failure {
         Failure {
             message: e.message,
             hint: e.hint,
-            exit: 1,
+            ending: Ending::Error,
         }
     }
 }
@@ -100,12 +126,12 @@ impl From<RunError> for Failure {
                 } else {
                     Some(hints.join("\n"))
                 };
-                Failure { message, hint, exit: 1 }
+                Failure { message, hint, ending: Ending::Error }
             }
             RunError::Cancelled { .. } => Failure {
                 message: "interrupted".into(),
                 hint: Some("the state records everything done so far; run the same command again to continue".into()),
-                exit: 130,
+                ending: Ending::Interrupted,
             },
             other => Failure::new(other.to_string()),
         }
@@ -162,6 +188,8 @@ pub(crate) fn session(
         .clone()
         .unwrap_or_else(|| PathBuf::from("config/default.json"));
     let config: Config = config::load_with(&config_path, &root, checks)?;
+    // A project folder: the run's default debug log may be written here.
+    crate::debug_log::opened_for_project();
     let state_at = match global.state.as_deref() {
         Some(s) if s.starts_with("s3://") => {
             StateAt::S3(S3Location::parse(s).map_err(|e| Failure::new(format!("--state: {e}")))?)
@@ -298,26 +326,44 @@ pub(crate) fn confirm(question: &str) -> Result<bool, Failure> {
     ))
 }
 
+/// Ctrl-C a second time: [`run`] stops the command at once.
+static STOP_NOW: Notify = Notify::const_new();
+
 /// Ctrl-C once: finish what is in flight, start nothing new. Twice: leave now (the state is
 /// always consistent, so a rerun picks up).
 pub(crate) fn cancel_on_interrupt(printer: Arc<Printer>) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!(target: crate::debug_log::RUN_TARGET, "interrupted (Ctrl-C): finishing the calls in flight");
             printer.warn("interrupted: finishing the calls in flight, starting nothing new (Ctrl-C again to stop at once)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+                STOP_NOW.notify_one();
             }
         }
     });
     rx
 }
 
+/// Runs the command; a second Ctrl-C drops it where it is.
 pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let printer = Printer::stderr(verbosity(&cli.global));
-    let p = &printer;
-    let result = match cli.command {
+    let result = tokio::select! {
+        result = command(cli, &printer) => result,
+        () = STOP_NOW.notified() => Err(Failure {
+            message: "stopped at once (Ctrl-C twice)".into(),
+            hint: Some("calls in flight were cut off; run the same command again: it finds what they did (by id, name or tags) and continues".into()),
+            ending: Ending::Interrupted,
+        }),
+    };
+    // The live view gives way to the result or the error.
+    printer.finish();
+    result
+}
+
+async fn command(cli: Cli, p: &Arc<Printer>) -> Result<ExitCode, Failure> {
+    match cli.command {
         Command::Up {
             apply,
             builder,
@@ -338,13 +384,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Graph { json, dot } => commands::graph::graph(&cli.global, p, json, dot),
         Command::Unlock => commands::unlock::unlock(&cli.global, p).await,
         Command::Completions { shell } => {
-            commands::completions::completions(shell);
+            commands::completions::completions(shell)?;
             Ok(ExitCode::SUCCESS)
         }
-    };
-    // The live view gives way to the result or the error.
-    printer.finish();
-    result
+    }
 }
 
 /// Runs `body` with the state locked, and always releases the lock.

@@ -271,14 +271,14 @@ pub(crate) struct Observed {
 }
 
 impl Model {
-    pub fn new(latency: Latency) -> Model {
+    pub(crate) fn new(latency: Latency) -> Model {
         Model {
             latency,
             state: Mutex::new(State::default()),
         }
     }
 
-    pub fn latency(&self) -> &Latency {
+    pub(crate) fn latency(&self) -> &Latency {
         &self.latency
     }
 
@@ -294,7 +294,7 @@ impl Model {
     }
 
     /// A refusal AWS would give this call right now, if any (answered without forwarding).
-    pub fn refuse(&self, ex: &Exchange<'_>) -> Option<(Modelled, AwsError)> {
+    pub(crate) fn refuse(&self, ex: &Exchange<'_>) -> Option<(Modelled, AwsError)> {
         let call = ex.call;
         match (call.signing_name.as_str(), call.operation.as_str()) {
             ("lambda", "CreateFunction") => {
@@ -456,7 +456,7 @@ impl Model {
     }
 
     /// Records what a successful (2xx) reply created, and rewrites the states it reports.
-    pub fn observe(&self, ex: &Exchange<'_>, reply: &[u8]) -> Observed {
+    pub(crate) fn observe(&self, ex: &Exchange<'_>, reply: &[u8]) -> Observed {
         let call = ex.call;
         let now = Instant::now();
         let mut out = Observed::default();

@@ -161,20 +161,20 @@ pub(crate) struct Edits {
 impl Edits {
     /// Replaces the text of `element` (which must not be self-closing, or the element is left
     /// as it is: a value cannot be put into `<a/>` without rewriting its tag).
-    pub fn set_text(&mut self, element: &Element, value: &str) {
+    pub(crate) fn set_text(&mut self, element: &Element, value: &str) {
         if element.self_closing {
             return;
         }
         self.edits.push((element.inner.clone(), value.to_string()));
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.edits.is_empty()
     }
 
     /// The document with every edit applied; `None` if two edits overlap (a bug: then the
     /// response is better left untouched than corrupted).
-    pub fn apply(mut self, doc: &str) -> Option<String> {
+    pub(crate) fn apply(mut self, doc: &str) -> Option<String> {
         self.edits.sort_by_key(|(r, _)| r.start);
         let mut out = String::with_capacity(doc.len());
         let mut pos = 0;

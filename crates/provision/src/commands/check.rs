@@ -152,7 +152,7 @@ pub(crate) async fn check(
             "not_checked": count(Severity::NotChecked),
             "findings": findings,
             "api_calls": aws.calls().snapshot(),
-        }));
+        }))?;
     } else {
         let heading = format!(
             "Checks for {} in account {} ({}):",
@@ -160,7 +160,7 @@ pub(crate) async fn check(
             config.account,
             config.region
         );
-        printer::print_text(&render(&heading, &findings, global.verbose > 0));
+        printer::print_text(&render(&heading, &findings, global.verbose > 0))?;
     }
     Ok(ExitCode::from(code))
 }

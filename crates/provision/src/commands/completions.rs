@@ -1,8 +1,9 @@
 //! `provision completions`: a shell completion script on stdout.
 
 use crate::cli::Cli;
+use crate::printer::{self, StdoutError};
 
-pub(crate) fn completions(shell: crate::cli::Shell) {
+pub(crate) fn completions(shell: crate::cli::Shell) -> Result<(), StdoutError> {
     use clap::CommandFactory;
     use clap_complete::Shell as S;
     let shell = match shell {
@@ -13,5 +14,8 @@ pub(crate) fn completions(shell: crate::cli::Shell) {
         crate::cli::Shell::Powershell => S::PowerShell,
     };
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "provision", &mut std::io::stdout());
+    // clap_complete panics on a failed write; it writes to memory, the printer to stdout.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "provision", &mut script);
+    printer::print_text(&String::from_utf8_lossy(&script))
 }

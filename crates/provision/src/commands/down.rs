@@ -69,7 +69,7 @@ pub(crate) async fn down(
         session.printer.summary("Deleted", s);
     }
     if options.json {
-        printer::print_json(&json!({ "summary": summary, "api_calls": aws.calls().snapshot() }));
+        printer::print_json(&json!({ "summary": summary, "api_calls": aws.calls().snapshot() }))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -54,7 +54,7 @@ pub(crate) fn graph(
                 })
             })
             .collect();
-        printer::print_json(&json!({ "stack": session.project.stack_name(), "nodes": items }));
+        printer::print_json(&json!({ "stack": session.project.stack_name(), "nodes": items }))?;
     } else if dot {
         let mut text = format!(
             "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n",
@@ -77,7 +77,7 @@ pub(crate) fn graph(
             }
         }
         text.push_str("}\n");
-        printer::print_text(&text);
+        printer::print_text(&text)?;
     } else {
         let mut text = String::new();
         for n in &nodes {
@@ -99,7 +99,7 @@ pub(crate) fn graph(
             };
             text.push_str(&format!("{}  {}{after}\n", n.id, n.kind.noun()));
         }
-        printer::print_text(&text);
+        printer::print_text(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

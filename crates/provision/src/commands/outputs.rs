@@ -23,6 +23,6 @@ pub(crate) async fn outputs(
                 .hint("run `provision up` first (with the same --config and --state)"),
         );
     }
-    printer::print_outputs(&state.outputs, json);
+    printer::print_outputs(&state.outputs, json)?;
     Ok(ExitCode::SUCCESS)
 }

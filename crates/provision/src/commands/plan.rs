@@ -41,7 +41,7 @@ pub(crate) async fn plan(
             "changes": changes,
             "plan": prepared.plan,
             "api_calls": aws.calls().snapshot(),
-        }));
+        }))?;
     } else {
         let mut text = Vec::new();
         let heading = format!(
@@ -57,7 +57,7 @@ pub(crate) async fn plan(
             global.verbose > 0,
             &mut text,
         );
-        printer::print_text(&String::from_utf8_lossy(&text));
+        printer::print_text(&String::from_utf8_lossy(&text))?;
     }
     Ok(if changes {
         ExitCode::from(2)

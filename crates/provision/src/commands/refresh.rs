@@ -33,7 +33,7 @@ pub(crate) async fn refresh(
             .collect();
         printer::print_json(
             &json!({"drift": items, "errors": errors, "api_calls": aws.calls().snapshot()}),
-        );
+        )?;
     } else {
         let mut text = String::new();
         if drifted.is_empty() {
@@ -68,7 +68,7 @@ pub(crate) async fn refresh(
             }
             text.push_str("  `provision up` puts them back; `provision plan` shows how.\n");
         }
-        printer::print_text(&text);
+        printer::print_text(&text)?;
     }
     if !errors.is_empty() {
         return Err(Failure::new(format!(

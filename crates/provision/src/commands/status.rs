@@ -33,12 +33,12 @@ pub(crate) async fn status(
             .iter()
             .map(|(id, noun, physical, state)| json!({"id": id, "noun": noun, "physical_id": physical, "status": state}))
             .collect();
-        printer::print_json(&json!({"stack": session.project.stack_name(), "resources": items}));
+        printer::print_json(&json!({"stack": session.project.stack_name(), "resources": items}))?;
     } else if rows.is_empty() {
         printer::print_text(&format!(
             "{}: nothing deployed.\n",
             session.project.stack_name()
-        ));
+        ))?;
     } else {
         let w_id = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let w_noun = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
@@ -48,7 +48,7 @@ pub(crate) async fn status(
                 "{id:<w_id$}  {noun:<w_noun$}  {state}  {physical}\n"
             ));
         }
-        printer::print_text(&text);
+        printer::print_text(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -84,9 +84,9 @@ pub(crate) async fn up(
             "outputs": outputs,
             "summary": summary,
             "api_calls": aws.calls().snapshot(),
-        }));
+        }))?;
     } else {
-        printer::print_outputs(&outputs, false);
+        printer::print_outputs(&outputs, false)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,8 @@
 // The crash and fault tests report what they tried (kill points, faults injected) on stderr,
 // which `cargo test -- --nocapture` shows.
 #![allow(clippy::print_stderr)]
+// The test modules share their helpers through `pub`; a test binary exports nothing.
+#![allow(unreachable_pub)]
 
 mod support;
 
@@ -15,12 +17,16 @@ mod bad_input;
 mod check;
 mod cli;
 mod crash;
+mod credentials;
 mod drift;
 mod faults;
 mod images;
+mod interrupt;
 mod inventory;
+mod log;
 mod network;
 mod ownership;
+mod pipe;
 mod printer;
 mod remote_state;
 mod secrets;

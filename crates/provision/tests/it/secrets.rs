@@ -1,5 +1,6 @@
-//! Secrets: credentials never reach the state file, its backup, stdout or stderr, even with
-//! the most verbose logging. (That roles carry only what the config grants is asserted role by
+//! Secrets: credentials never reach the state file, its backup, stdout, stderr or the debug
+//! logs (`--log FILE` and the default `.provision/logs/<command>.log`), even with the most
+//! verbose logging. (That roles carry only what the config grants is asserted role by
 //! role in `backends` and `web`.)
 
 use crate::support::Stack;
@@ -11,9 +12,11 @@ const SESSION_TOKEN: &str = "FwoGZXIvYXdzE-SESSIONTOKEN-Nl5Jq9QzXf2v";
 async fn credentials_never_reach_the_state_file_or_the_logs() {
     let stack = Stack::new().await;
     let mut outputs = Vec::new();
+    let explicit_log = stack.root().join("debug.log");
+    let log_flag = explicit_log.to_str().unwrap();
     for args in [
         &["up", "--yes", "--json", "-vv"][..],
-        &["up", "--yes", "-v"],
+        &["up", "--yes", "-v", "--log", log_flag],
         &["plan", "-vv"],
         &["outputs", "--json"],
         &["status"],
@@ -46,6 +49,27 @@ async fn credentials_never_reach_the_state_file_or_the_logs() {
         }
         outputs.push((format!("stdout of {args:?}"), stdout));
         outputs.push((format!("stderr of {args:?}"), stderr));
+        // The debug log this run wrote (each command overwrites its own).
+        let log = if args.contains(&"--log") {
+            explicit_log.clone()
+        } else {
+            stack
+                .root()
+                .join(format!(".provision/logs/{}.log", args[0]))
+        };
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("{args:?} wrote no debug log at {}: {e}", log.display()));
+        assert!(
+            text.contains("provision::run"),
+            "the debug log of {args:?} is empty"
+        );
+        if args[0] != "outputs" {
+            assert!(
+                text.contains("provision::aws"),
+                "the debug log of {args:?} has no AWS call:\n{text}"
+            );
+        }
+        outputs.push((format!("the debug log of {args:?}"), text));
     }
     // The run was verbose enough to have leaked, had anything leaked.
     let logged: usize = outputs.iter().map(|(_, text)| text.len()).sum();

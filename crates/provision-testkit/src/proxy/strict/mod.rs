@@ -155,23 +155,23 @@ fn first_text(doc: &str, tag: &str) -> Option<String> {
 }
 
 impl Enforcer {
-    pub fn new(settings: Strict) -> Enforcer {
+    pub(crate) fn new(settings: Strict) -> Enforcer {
         Enforcer {
             settings: Mutex::new(settings),
             memory: Mutex::new(Memory::default()),
         }
     }
 
-    pub fn settings(&self) -> Strict {
+    pub(crate) fn settings(&self) -> Strict {
         *lock(&self.settings)
     }
 
-    pub fn set(&self, settings: Strict) {
+    pub(crate) fn set(&self, settings: Strict) {
         *lock(&self.settings) = settings;
     }
 
     /// The zone whose name a rule needs and strict mode does not know yet.
-    pub fn zone_to_learn(&self, call: &Call, path: &str) -> Option<String> {
+    pub(crate) fn zone_to_learn(&self, call: &Call, path: &str) -> Option<String> {
         if !self.settings().rules
             || call.signing_name != "route53"
             || call.operation != "ChangeResourceRecordSets"
@@ -183,7 +183,7 @@ impl Enforcer {
     }
 
     /// Remembers a zone's name (from a `GetHostedZone` reply).
-    pub fn learn_zone(&self, id: &str, reply: &[u8]) {
+    pub(crate) fn learn_zone(&self, id: &str, reply: &[u8]) {
         let doc = std::str::from_utf8(reply).unwrap_or("");
         let name = xml::root(doc).and_then(|root| {
             xml::descend(doc, &root, &["HostedZone"])
@@ -196,7 +196,7 @@ impl Enforcer {
     }
 
     /// What AWS's rules make of a request before anything else: a refusal or a replay.
-    pub fn check(&self, req: &Request<'_>) -> Option<Verdict> {
+    pub(crate) fn check(&self, req: &Request<'_>) -> Option<Verdict> {
         let settings = self.settings();
         let memory = lock(&self.memory);
         if settings.rules {
@@ -230,7 +230,7 @@ impl Enforcer {
     }
 
     /// The transient error due for a request, if any (spent as it is returned).
-    pub fn inject(&self, req: &Request<'_>) -> Option<Verdict> {
+    pub(crate) fn inject(&self, req: &Request<'_>) -> Option<Verdict> {
         if !self.settings().injections {
             return None;
         }
@@ -241,7 +241,7 @@ impl Enforcer {
     /// The latency model refused this call for a role that is still propagating: the
     /// strict injection for that role is spent (the client saw that error already). Returns
     /// the injection it stands for.
-    pub fn model_refused_role(&self, req: &Request<'_>) -> Option<Injection> {
+    pub(crate) fn model_refused_role(&self, req: &Request<'_>) -> Option<Injection> {
         let (injection, role) = match (req.signing_name(), req.operation()) {
             ("lambda", _) => (Injection::LambdaRole, req.str("Role")?),
             ("sagemaker", "CreateModel") => {
@@ -257,7 +257,7 @@ impl Enforcer {
     }
 
     /// Records what a successful reply created (new ids, tokens) or deleted.
-    pub fn observe(&self, req: &Request<'_>, reply: &[u8]) {
+    pub(crate) fn observe(&self, req: &Request<'_>, reply: &[u8]) {
         let doc = std::str::from_utf8(reply).unwrap_or("");
         let mut memory = lock(&self.memory);
         match (req.signing_name(), req.operation()) {

@@ -18,7 +18,7 @@ pub(crate) struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    pub fn new(
+    pub(crate) fn new(
         call: &'a Call,
         form: &'a [(String, String)],
         body: &'a [u8],
@@ -39,16 +39,16 @@ impl<'a> Request<'a> {
     }
 
     /// The SigV4 signing name (`ec2`, `elasticloadbalancing`...).
-    pub fn signing_name(&self) -> &str {
+    pub(crate) fn signing_name(&self) -> &str {
         &self.call.signing_name
     }
 
-    pub fn operation(&self) -> &str {
+    pub(crate) fn operation(&self) -> &str {
         &self.call.operation
     }
 
     /// A query parameter.
-    pub fn param(&self, key: &str) -> Option<&'a str> {
+    pub(crate) fn param(&self, key: &str) -> Option<&'a str> {
         self.form
             .iter()
             .find(|(k, _)| k == key)
@@ -56,7 +56,10 @@ impl<'a> Request<'a> {
     }
 
     /// Query parameters whose name passes `f`.
-    pub fn params(&self, f: impl Fn(&str) -> bool) -> impl Iterator<Item = (&'a str, &'a str)> {
+    pub(crate) fn params(
+        &self,
+        f: impl Fn(&str) -> bool,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
         self.form
             .iter()
             .filter(move |(k, _)| f(k))
@@ -64,17 +67,17 @@ impl<'a> Request<'a> {
     }
 
     /// A JSON value by RFC 6901 pointer (`/ServerlessConfig/MemorySizeInMB`).
-    pub fn at(&self, pointer: &str) -> Option<&Value> {
+    pub(crate) fn at(&self, pointer: &str) -> Option<&Value> {
         self.json.as_ref()?.pointer(pointer)
     }
 
     /// A top-level JSON string field.
-    pub fn str(&self, key: &str) -> Option<&str> {
+    pub(crate) fn str(&self, key: &str) -> Option<&str> {
         self.json.as_ref()?.get(key)?.as_str()
     }
 
     /// The request body as text.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         std::str::from_utf8(self.body).unwrap_or("")
     }
 }

@@ -150,7 +150,7 @@ pub(crate) mod testing {
     use super::super::request::Request;
     use super::{Known, Violation, check};
 
-    pub fn call(signing_name: &str, operation: &str) -> Call {
+    pub(crate) fn call(signing_name: &str, operation: &str) -> Call {
         let protocol = match signing_name {
             "ec2" => Protocol::Ec2Query,
             "iam" | "elasticloadbalancing" => Protocol::AwsQuery,
@@ -168,7 +168,11 @@ pub(crate) mod testing {
     }
 
     /// The rule a query-protocol request breaks.
-    pub fn form(service: &str, operation: &str, params: &[(&str, &str)]) -> Option<Violation> {
+    pub(crate) fn form(
+        service: &str,
+        operation: &str,
+        params: &[(&str, &str)],
+    ) -> Option<Violation> {
         let call = call(service, operation);
         let form: Vec<(String, String)> = params
             .iter()
@@ -178,7 +182,11 @@ pub(crate) mod testing {
     }
 
     /// The rule a JSON request breaks.
-    pub fn json(service: &str, operation: &str, body: serde_json::Value) -> Option<Violation> {
+    pub(crate) fn json(
+        service: &str,
+        operation: &str,
+        body: serde_json::Value,
+    ) -> Option<Violation> {
         let call = call(service, operation);
         let body = body.to_string();
         check(
@@ -188,7 +196,7 @@ pub(crate) mod testing {
     }
 
     /// The rule's name, for assertions.
-    pub fn rule(v: Option<Violation>) -> Option<&'static str> {
+    pub(crate) fn rule(v: Option<Violation>) -> Option<&'static str> {
         v.map(|v| v.rule)
     }
 }
