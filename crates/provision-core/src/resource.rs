@@ -25,7 +25,7 @@ pub const TAG_STACK: &str = "provision:stack";
 /// Tag naming the logical id of a resource within its stack.
 pub const TAG_ID: &str = "provision:id";
 
-/// A resource's name within the stack, such as `network/vpc` or `endpoint/sentiment/model`.
+/// A resource's name within the stack, such as `network/vpc` or `endpoint/search/model`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LogicalId(String);
@@ -298,7 +298,7 @@ pub enum Owner {
 /// The stack a run works on: what every tag and name derives from.
 #[derive(Clone, Debug)]
 pub struct Stack {
-    /// `streamlit-app-<environment>`: the `provision:stack` tag and the name prefix.
+    /// The `provision:stack` tag and the prefix of every physical name (`<app>-<environment>`).
     pub name: String,
     pub account: String,
     pub region: String,

@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use provision_core::config::huggingface;
-use provision_core::config::{
+use provision_config::huggingface;
+use provision_config::{
     Capacity, EndpointModel, LambdaFunction, PolicyStatement, SagemakerEndpoint,
 };
 use provision_core::graph::{Graph, GraphError};

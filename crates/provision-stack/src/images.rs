@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use provision_build::Context;
-use provision_core::Config;
-use provision_core::config::{EndpointModel, ImageSource, Platform};
+use provision_config::Config;
+use provision_config::{EndpointModel, ImageSource, Platform};
 use provision_core::graph::{Graph, GraphError};
 use provision_core::names;
 use provision_core::resource::{Kind, Node, Ref};
@@ -305,7 +305,7 @@ mod tests {
         );
         let long = repository_name("streamlit-app-dev", &"x".repeat(300));
         assert!(long.len() <= names::limits::ECR_REPOSITORY);
-        assert!(provision_core::config::is_ecr_repository(&long), "{long}");
+        assert!(provision_config::is_ecr_repository(&long), "{long}");
     }
 
     /// A project folder with an app Dockerfile, removed when dropped.
@@ -333,7 +333,7 @@ mod tests {
                 "account": "123456789012", "region": "us-east-1", "environment": "dev",
                 "hosted_zone_id": "Z123", "domain_name": "example.com", "platform": "amd64",
             });
-            let config = provision_core::config::parse(
+            let config = provision_config::parse(
                 &text.to_string(),
                 std::path::Path::new("config.json"),
                 &self.0,
@@ -448,7 +448,7 @@ mod tests {
                 .unwrap();
         edit(&mut config);
         let root = repo.join("examples/offline");
-        let config = provision_core::config::parse(
+        let config = provision_config::parse(
             &config.to_string(),
             std::path::Path::new("local.json"),
             &root,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use provision_aws::Aws;
-use provision_core::Config;
+use provision_config::Config;
 use provision_core::engine;
 use provision_core::graph::{Graph, GraphError};
 use provision_core::resource::Kind;

@@ -17,7 +17,7 @@ use provision_acm::{
     AcmKinds, CertificateOut, CertificateSpec, CertificateValidationOut, CertificateValidationSpec,
     ValidationRecordSpec,
 };
-use provision_core::config::PolicyStatement;
+use provision_config::PolicyStatement;
 use provision_core::graph::{Graph, GraphError};
 use provision_core::names;
 use provision_core::resource::{Kind, Node, Ref};
@@ -696,7 +696,7 @@ pub fn add(
 mod tests {
     use super::*;
     use crate::backends::{EndpointHandle, FunctionHandle};
-    use provision_core::config::app_domain;
+    use provision_config::app_domain;
 
     #[test]
     fn the_app_domain_is_the_domain_in_prod_and_a_subdomain_elsewhere() {
@@ -798,8 +798,7 @@ mod tests {
         let text = std::fs::read_to_string(repo.join("config/local.json")).unwrap();
         let root = repo.join("examples/offline");
         let config =
-            provision_core::config::parse(&text, std::path::Path::new("local.json"), &root)
-                .unwrap();
+            provision_config::parse(&text, std::path::Path::new("local.json"), &root).unwrap();
         let project = Project {
             config,
             root,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use provision_aws::{Aws, Options};
-use provision_core::config::{self, Checks, Config, ConfigError};
+use provision_config::{self as config, Checks, Config, ConfigError};
 use provision_core::engine::{Engine, RunError};
 
 use provision_core::resource::{RunSettings, Stack};

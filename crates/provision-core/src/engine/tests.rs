@@ -246,7 +246,7 @@ fn world() -> World {
     let events = Arc::new(Recorder(StdMutex::new(Vec::new())));
     let (tx, rx) = watch::channel(false);
     let stack = Stack {
-        name: "streamlit-app-test".into(),
+        name: "webshop-test".into(),
         account: "123456789012".into(),
         region: "us-east-1".into(),
     };
@@ -283,7 +283,7 @@ impl World {
             .load()
             .await
             .unwrap()
-            .unwrap_or_else(|| State::new("streamlit-app-test", "123456789012", "us-east-1"))
+            .unwrap_or_else(|| State::new("webshop-test", "123456789012", "us-east-1"))
     }
 
     /// vpc <- subnet <- service, with `size` settings; `slow` makes the vpc need a wait.
@@ -401,10 +401,7 @@ async fn the_intent_is_recorded_before_the_create_call() {
     let r = &state.resources[&LogicalId::from("net/subnet")];
     assert_eq!(r.status, Status::Creating);
     assert_eq!(r.physical_id, None);
-    assert_eq!(
-        r.token,
-        token_for("streamlit-app-test", &"net/subnet".into(), 0)
-    );
+    assert_eq!(r.token, token_for("webshop-test", &"net/subnet".into(), 0));
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ fn project(edit: impl FnOnce(&mut Value)) -> Project {
     let mut config: Value = serde_json::from_str(&text).unwrap();
     edit(&mut config);
     let root = repo.join("examples/offline");
-    let config = provision_core::config::parse(&config.to_string(), Path::new("local.json"), &root)
+    let config = provision_config::parse(&config.to_string(), Path::new("local.json"), &root)
         .unwrap_or_else(|e| panic!("{e}"));
     Project {
         config,

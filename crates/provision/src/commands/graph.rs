@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use provision_aws::Aws;
-use provision_core::config::Checks;
+use provision_config::Checks;
 
 use provision_core::resource::Until;
 use provision_stack::{Clients, Kinds};
