@@ -7,9 +7,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::json;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
 use super::*;
-use crate::resource::{Node, Ref, Settings, to_settings};
-use crate::state::LocalStore;
+use crate::event::{Event, EventSink};
+use crate::graph::Graph;
+use crate::plan::Action;
+use crate::resource::{Desired, Kind, Live, Lookup, Node, Ref, Settings, to_settings};
+use crate::state::{Deposed, LocalStore, Record, State, StateStore, Status};
 
 #[derive(Clone, Debug)]
 struct Obj {
