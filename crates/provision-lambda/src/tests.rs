@@ -347,7 +347,7 @@ impl Run {
         let handle = StateHandle::new(store, state);
         let mut registry = Kinds::new();
         for k in self.kinds.all() {
-            registry.add(k);
+            registry.add(k).unwrap();
         }
         engine
             .apply(Arc::new(graph), prepared, handle, &registry)

@@ -530,7 +530,7 @@ impl Run {
         let handle = StateHandle::new(self.store(), state);
         let mut registry = Kinds::new();
         for k in self.kinds.all() {
-            registry.add(k);
+            registry.add(k).unwrap();
         }
         engine
             .apply(Arc::new(graph), prepared, handle, &registry)
@@ -543,7 +543,7 @@ impl Run {
         let handle = StateHandle::new(self.store(), self.state().await);
         let mut registry = Kinds::new();
         for k in self.kinds.all() {
-            registry.add(k);
+            registry.add(k).unwrap();
         }
         engine.destroy(handle, &registry).await.map(|_| ())
     }
