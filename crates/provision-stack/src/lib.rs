@@ -20,6 +20,9 @@ pub mod images;
 pub mod network;
 pub mod web;
 
+#[cfg(test)]
+mod tests;
+
 /// One client per service, all carrying the API call ledger.
 #[derive(Clone)]
 pub struct Clients {
@@ -94,18 +97,14 @@ impl Kinds {
     }
 
     /// Every kind by name: how `down` finds the code to delete what the state records, whatever
-    /// the config says now.
-    pub fn registry(&self) -> engine::Kinds {
+    /// the config says now. Two kinds of one name are an error, not a silent overwrite.
+    pub fn registry(&self) -> Result<engine::Kinds, StackError> {
         let mut all: Vec<Arc<dyn Kind>> = self.ec2.all();
         all.extend(self.iam.all());
         all.extend(self.images.all());
         all.extend(self.web.all());
         all.extend(self.backends.all());
-        let mut registry = engine::Kinds::new();
-        for k in all {
-            registry.add(k);
-        }
-        registry
+        Ok(engine::Kinds::of(all)?)
     }
 }
 
@@ -130,6 +129,8 @@ impl Project {
 pub enum StackError {
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Kinds(#[from] engine::DuplicateKind),
     #[error("{0}")]
     Invalid(String),
 }

@@ -373,6 +373,7 @@ pub(crate) async fn observe(
     let state = session.load_state(&store).await?;
     let (_tx, rx) = watch::channel(false);
     let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
-    let observed = engine.observe(&state, &kinds.registry()).await;
+    let registry = kinds.registry().map_err(|e| Failure::new(e.to_string()))?;
+    let observed = engine.observe(&state, &registry).await;
     Ok((session, observed, aws))
 }

@@ -38,7 +38,7 @@ use node::run_node;
 use observe::read_with_retry;
 pub use observe::{Drift, Observation};
 use plan::node_changes;
-pub use registry::Kinds;
+pub use registry::{DuplicateKind, Kinds};
 pub use state_handle::StateHandle;
 use state_handle::{StateJournal, state_failure};
 pub use tokens::{fingerprint, token_for};

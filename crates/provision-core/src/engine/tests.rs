@@ -248,10 +248,7 @@ fn world() -> World {
         slow: false,
         hidden: &[],
     });
-    let mut kinds = Kinds::new();
-    for k in [&thing, &slow, &cbd] {
-        kinds.add(k.clone());
-    }
+    let kinds = Kinds::of([&thing, &slow, &cbd].map(|k| k.clone() as Arc<dyn Kind>)).unwrap();
     let events = Arc::new(Recorder(StdMutex::new(Vec::new())));
     let (tx, rx) = watch::channel(false);
     let stack = Stack {
@@ -781,4 +778,27 @@ async fn settings_aws_hides_count_as_applied_only_after_a_whole_create() {
     assert_eq!(step.changes[0].old, None);
     w.up(graph()).await.unwrap();
     assert!(!w.plan(&graph()).await.has_changes());
+}
+
+#[test]
+fn the_registry_refuses_two_kinds_of_one_name() {
+    let w = world();
+    let mut kinds = Kinds::of([w.thing.clone(), w.slow.clone()]).unwrap();
+    let again: Arc<dyn Kind> = Arc::new(FakeKind {
+        cloud: w.cloud.clone(),
+        replace_on: &[],
+        create_before_delete: false,
+        slow: false,
+        hidden: &[],
+    });
+    let err = kinds.add(again.clone()).unwrap_err();
+    assert_eq!(err, DuplicateKind("fake.thing".into()));
+    assert!(err.to_string().contains("`fake.thing`"), "{err}");
+    // The first one stays: a duplicate never replaces what was registered.
+    assert!(Arc::ptr_eq(kinds.get("fake.thing").unwrap(), &w.thing));
+    assert_eq!(
+        Kinds::of([w.thing.clone(), again]).err(),
+        Some(DuplicateKind("fake.thing".into()))
+    );
+    assert_eq!(kinds.names(), ["fake.slow", "fake.thing"]);
 }

@@ -62,7 +62,14 @@ pub(crate) async fn down(
             }
         }
         let handle = StateHandle::new(store.clone(), state);
-        Ok(Some(engine.destroy(handle, &kinds.registry()).await?))
+        Ok(Some(
+            engine
+                .destroy(
+                    handle,
+                    &kinds.registry().map_err(|e| Failure::new(e.to_string()))?,
+                )
+                .await?,
+        ))
     })
     .await?;
     if let Some(s) = &summary {

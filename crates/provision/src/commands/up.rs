@@ -66,7 +66,12 @@ pub(crate) async fn up(
         }
         let handle = StateHandle::new(store.clone(), state);
         let summary = engine
-            .apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry())
+            .apply(
+                Arc::new(graph),
+                prepared,
+                handle.clone(),
+                &kinds.registry().map_err(|e| Failure::new(e.to_string()))?,
+            )
             .await?;
         Ok((handle.snapshot().await.outputs, Some(summary)))
     })
