@@ -313,7 +313,7 @@ impl Run {
                 self.kinds.function.clone(),
             )
             .named(NAME)
-            .spec(move |_| Ok(spec.clone())),
+            .fixed(&spec),
         )
         .unwrap();
         g
