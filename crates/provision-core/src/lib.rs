@@ -10,6 +10,7 @@
 pub mod engine;
 pub mod event;
 pub mod graph;
+pub mod input;
 pub mod names;
 pub mod plan;
 pub mod platform;

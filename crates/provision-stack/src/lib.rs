@@ -12,6 +12,7 @@ use provision_aws::Aws;
 use provision_config::Config;
 use provision_core::engine;
 use provision_core::graph::{Graph, GraphError};
+use provision_core::input::Derived;
 use provision_core::resource::Kind;
 use serde_json::Value;
 
@@ -144,24 +145,19 @@ pub fn graph(project: &Project, kinds: &Kinds) -> Result<Graph, StackError> {
     let web = web::add(&mut g, project, kinds, &net, &mut images, &backends)?;
     images.finish(&mut g)?;
 
-    let outputs = [net.outputs(), backends.outputs(), web.outputs()];
-    g.set_outputs(Box::new(move |inputs| {
-        let mut all = BTreeMap::new();
-        for part in &outputs {
-            all.extend(part(inputs)?);
-        }
-        Ok(all)
-    }));
+    g.set_outputs(Derived::new(
+        (net.outputs(), backends.outputs(), web.outputs()),
+        |(net, backends, web)| {
+            let mut all = net;
+            all.extend(backends);
+            all.extend(web);
+            all
+        },
+    ));
     // Every node must be reachable in a valid order before anything runs.
     g.order()?;
     Ok(g)
 }
 
-/// How a part of the stack contributes to the stack's outputs.
-pub type OutputsPart = Box<
-    dyn Fn(
-            &provision_core::resource::Inputs<'_>,
-        ) -> Result<BTreeMap<String, Value>, provision_core::resource::Unresolved>
-        + Send
-        + Sync,
->;
+/// How a part of the stack contributes to the stack's outputs: derived from what it reads.
+pub type OutputsPart = Derived<BTreeMap<String, Value>>;

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::event::{Event, Outcome};
 use crate::graph::Graph;
 use crate::plan::Action;
-use crate::resource::{ErrorClass, Inputs, LogicalId, ResourceError, Until};
+use crate::resource::{ErrorClass, LogicalId, ResourceError, Until};
 
 use super::{
     Engine, EngineParts, Failure, Kinds, Prepared, RunError, StateHandle, Summary, Target, forget,
@@ -88,7 +88,7 @@ impl Engine {
                     }
                     let Some(node) = graph.get(id) else { continue };
                     let blocked_by = node
-                        .deps
+                        .deps()
                         .iter()
                         .find(|d| matches!(phase.get(&d.id), Some(Phase::Failed | Phase::Skipped)));
                     let skip_reason = if let Some(dep) = blocked_by {
@@ -110,7 +110,7 @@ impl Engine {
                         progressed = true;
                         continue;
                     }
-                    let satisfied = node.deps.iter().all(|d| match phase.get(&d.id) {
+                    let satisfied = node.deps().iter().all(|d| match phase.get(&d.id) {
                         Some(Phase::Ready) => true,
                         Some(Phase::Exists) => d.until == Until::Exists,
                         _ => false,
@@ -224,7 +224,7 @@ impl Engine {
 
         if failures.is_empty() && !self.cancel_requested() {
             let outputs = shared.outputs.read().map(|o| o.clone()).unwrap_or_default();
-            match graph.outputs(&Inputs::new(&outputs)) {
+            match graph.outputs(&outputs) {
                 Ok(values) => {
                     let current = handle.snapshot().await.outputs;
                     if current != values {

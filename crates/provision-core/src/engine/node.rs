@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::event::{Event, Outcome};
 use crate::plan::{Action, diff};
 use crate::resource::{
-    Cx, Desired, ErrorClass, Inputs, Kind, Live, LogicalId, Lookup, ResourceError, Settings,
+    Cx, Desired, ErrorClass, Kind, Live, LogicalId, Lookup, ResourceError, Settings,
 };
 use crate::state::{Deposed, Record, Status};
 use crate::time;
@@ -61,20 +61,27 @@ pub(super) async fn run_node(
     let kind = node.kind.as_ref();
     let parts = &shared.engine;
     let cx = parts.cx(id, &shared.handle);
-    let deps: Vec<LogicalId> = node.deps.iter().map(|d| d.id.clone()).collect();
-    let desired_settings = {
-        let outputs = shared.outputs.read().map(|o| o.clone()).unwrap_or_default();
-        match (node.spec)(&Inputs::new(&outputs)) {
-            Ok(s) => s,
-            Err(u) => {
-                return (
-                    Action::Noop,
-                    Err(ResourceError::fatal(format!(
-                        "internal error: {id} needs the outputs of {}, which it does not depend on",
-                        u.0
-                    ))),
-                );
-            }
+    let deps: Vec<LogicalId> = node.deps().iter().map(|d| d.id.clone()).collect();
+    // Every dependency has published its outputs by now, so a value it cannot read is a bug:
+    // outputs of another shape than the spec expects.
+    let desired_settings = match shared.outputs.read().map(|o| node.settings(&o)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(u)) => {
+            return (
+                Action::Noop,
+                Err(ResourceError::fatal(format!(
+                    "internal error: {id} cannot read the outputs of {}",
+                    u.0
+                ))),
+            );
+        }
+        Err(_) => {
+            return (
+                Action::Noop,
+                Err(ResourceError::fatal(
+                    "internal error: the outputs table is poisoned",
+                )),
+            );
         }
     };
     let record = shared.handle.record(id).await;

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use crate::graph::Graph;
 use crate::plan::{Action, Change, Plan, Step, diff};
-use crate::resource::{Inputs, Kind, Live, LogicalId, Lookup, ResourceError, Settings};
+use crate::resource::{Kind, Live, LogicalId, Lookup, ResourceError, Settings};
 use crate::state::{Record, State};
 
 use super::{Engine, Failure, Prepared, RunError, Summary, read_with_retry, token_for};
@@ -82,7 +82,24 @@ impl Engine {
             let Some(node) = graph.get(id) else { continue };
             let live = observed.get(id).cloned().flatten();
             let record = state.resources.get(id);
-            let desired = (node.spec)(&Inputs::new(&known));
+            let desired = node.settings(&known);
+            // A spec sees only what it declares; a read of anything else can never resolve.
+            if let Err(u) = &desired
+                && !node.deps().iter().any(|d| d.id == u.0)
+            {
+                return Err(RunError::Failed {
+                    failures: vec![Failure {
+                        id: id.clone(),
+                        noun: node.kind.noun().to_string(),
+                        action: Action::Noop,
+                        error: ResourceError::fatal(format!(
+                            "internal error: {id} reads the outputs of {}, which it does not declare as a dependency",
+                            u.0
+                        )),
+                    }],
+                    summary: Summary::default(),
+                });
+            }
             let mut step = Step {
                 id: id.clone(),
                 kind: node.kind.name().to_string(),

@@ -17,7 +17,7 @@ use super::*;
 use crate::event::{Event, EventSink};
 use crate::graph::Graph;
 use crate::plan::Action;
-use crate::resource::{Desired, Kind, Live, Lookup, Node, Ref, Settings, to_settings};
+use crate::resource::{Derived, Desired, Kind, Live, Lookup, Node, Ref, Settings, to_settings};
 use crate::state::{Deposed, LocalStore, Record, State, StateStore, Status};
 
 #[derive(Clone, Debug)]
@@ -297,32 +297,28 @@ impl World {
         let mut g = Graph::new();
         let vpc = Node::new("net/vpc", self.slow.clone())
             .named("vpc")
-            .spec(move |_| Ok(json!({"size": size})));
+            .fixed(&json!({"size": size}));
         let vpc_ref: Ref<Out> = vpc.handle();
         let zone = zone.to_string();
-        let r = vpc_ref.clone();
-        let subnet = Node::new("net/subnet", self.thing.clone())
-            .after(&vpc_ref)
-            .spec(move |i| Ok(json!({"vpc": i.get(&r)?.id, "zone": zone})));
+        let subnet = Node::new("net/subnet", self.thing.clone()).spec(
+            vpc_ref.ready(),
+            move |vpc| json!({"vpc": vpc.id, "zone": zone}),
+        );
         let subnet_ref: Ref<Out> = subnet.handle();
         let config = Node::new("ml/config", self.cbd.clone())
             .named(format!("config-{cbd_size}"))
-            .spec(move |_| Ok(json!({"size": cbd_size})));
+            .fixed(&json!({"size": cbd_size}));
         let config_ref: Ref<Out> = config.handle();
-        let (s, c) = (subnet_ref.clone(), config_ref.clone());
-        let endpoint = Node::new("ml/endpoint", self.thing.clone())
-            .after(&subnet_ref)
-            .after(&config_ref)
-            .spec(move |i| Ok(json!({"subnet": i.get(&s)?.id, "config": i.get(&c)?.id})));
+        let endpoint = Node::new("ml/endpoint", self.thing.clone()).spec(
+            (subnet_ref.ready(), config_ref.ready()),
+            |(s, c)| json!({"subnet": s.id, "config": c.id}),
+        );
         for n in [vpc, subnet, config, endpoint] {
             g.add(n).unwrap();
         }
         let e: Ref<Out> = Ref::new("ml/endpoint");
-        g.set_outputs(Box::new(move |i| {
-            Ok(BTreeMap::from([(
-                "endpoint".to_string(),
-                json!(i.get(&e)?.id),
-            )]))
+        g.set_outputs(Derived::new(e.ready(), |e| {
+            BTreeMap::from([("endpoint".to_string(), json!(e.id))])
         }));
         g
     }
@@ -598,7 +594,7 @@ async fn resources_dropped_from_the_config_are_deleted() {
     g.add(
         Node::new("net/vpc", w.slow.clone())
             .named("vpc")
-            .spec(|_| Ok(json!({"size": 1}))),
+            .fixed(&json!({"size": 1})),
     )
     .unwrap();
     let plan = w.plan(&g).await;
@@ -661,12 +657,10 @@ async fn down_refuses_a_resource_of_another_stack() {
 async fn a_dependent_that_only_needs_a_name_starts_before_the_wait_ends() {
     let w = world();
     let mut g = Graph::new();
-    let parent = Node::new("ml/endpoint", w.slow.clone()).spec(|_| Ok(json!({"size": 1})));
+    let parent = Node::new("ml/endpoint", w.slow.clone()).fixed(&json!({"size": 1}));
     let pref: Ref<Out> = parent.handle();
-    let r = pref.clone();
-    let child = Node::new("web/role", w.thing.clone())
-        .after_exists(&pref)
-        .spec(move |i| Ok(json!({"arn": i.get(&r)?.id})));
+    let child =
+        Node::new("web/role", w.thing.clone()).spec(pref.exists(), |p| json!({"arn": p.id}));
     g.add(parent).unwrap();
     g.add(child).unwrap();
     w.up(g).await.unwrap();
@@ -748,10 +742,8 @@ async fn settings_aws_hides_count_as_applied_only_after_a_whole_create() {
     let w = world();
     let graph = || {
         let mut g = Graph::new();
-        g.add(
-            Node::new("x/thing", w.thing.clone()).spec(|_| Ok(json!({"zone": "a", "secret": "s"}))),
-        )
-        .unwrap();
+        g.add(Node::new("x/thing", w.thing.clone()).fixed(&json!({"zone": "a", "secret": "s"})))
+            .unwrap();
         g
     };
     w.up(graph()).await.unwrap();

@@ -20,23 +20,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use provision_config::huggingface;
-use provision_config::{
-    Capacity, EndpointModel, LambdaFunction, PolicyStatement, SagemakerEndpoint,
-};
+use provision_config::PolicyStatement;
 use provision_core::graph::{Graph, GraphError};
+use provision_core::input::{Derived, Ref, Until};
 use provision_core::names;
-use provision_core::resource::{Kind, LogicalId, Node, Ref};
+use provision_core::resource::{Kind, Node};
 use provision_iam::policy;
 use provision_iam::{ManagedPoliciesSpec, RoleOut, RolePolicySpec, RoleSpec};
-use provision_lambda::{FunctionSpec, LambdaKinds};
-use provision_sagemaker::{
-    EndpointConfigOut, EndpointConfigSpec, EndpointSpec, ModelOut, ModelSpec, SagemakerKinds,
-};
+use provision_lambda::LambdaKinds;
+use provision_sagemaker::SagemakerKinds;
 use serde_json::{Value, json};
 
-use crate::images::{Consumer, ImageOut, Images};
+use crate::images::Images;
 use crate::{Clients, Kinds, OutputsPart, Project};
+
+mod endpoint;
+mod function;
 
 /// What the web tier reads from a function.
 pub use provision_lambda::FunctionOut;
@@ -65,25 +64,27 @@ impl Backends {
     /// For each function and endpoint, its variable's name and the resource's name: what the
     /// app receives.
     pub fn outputs(&self) -> OutputsPart {
-        let functions: Vec<(String, Ref<FunctionOut>)> = self
+        let function_vars: Vec<String> = self
             .functions
             .iter()
-            .map(|f| (f.environment_variable_name.clone(), f.function.clone()))
+            .map(|f| f.environment_variable_name.clone())
             .collect();
-        let endpoints: Vec<(String, Ref<EndpointOut>)> = self
+        let endpoint_vars: Vec<String> = self
             .endpoints
             .iter()
-            .map(|e| (e.environment_variable_name.clone(), e.endpoint.clone()))
+            .map(|e| e.environment_variable_name.clone())
             .collect();
-        Box::new(move |inputs| {
+        let functions: Vec<_> = self.functions.iter().map(|f| f.function.ready()).collect();
+        let endpoints: Vec<_> = self.endpoints.iter().map(|e| e.endpoint.ready()).collect();
+        Derived::new((functions, endpoints), move |(functions, endpoints)| {
             let mut out = BTreeMap::new();
-            for (var, f) in &functions {
-                out.insert(var.clone(), json!(inputs.get(f)?.function_name));
+            for (var, f) in function_vars.iter().zip(functions) {
+                out.insert(var.clone(), json!(f.function_name));
             }
-            for (var, e) in &endpoints {
-                out.insert(var.clone(), json!(inputs.get(e)?.endpoint_name));
+            for (var, e) in endpoint_vars.iter().zip(endpoints) {
+                out.insert(var.clone(), json!(e.endpoint_name));
             }
-            Ok(out)
+            out
         })
     }
 }
@@ -117,12 +118,12 @@ pub fn add(
     for f in &project.config.lambda_functions {
         backends
             .functions
-            .push(add_function(g, project, kinds, images, f)?);
+            .push(function::add(g, project, kinds, images, f)?);
     }
     for e in &project.config.sagemaker_endpoints {
         backends
             .endpoints
-            .push(add_endpoint(g, project, kinds, images, e)?);
+            .push(endpoint::add(g, project, kinds, images, e)?);
     }
     Ok(backends)
 }
@@ -210,13 +211,13 @@ pub fn statements_policy(statements: &[PolicyStatement]) -> Option<Value> {
 }
 
 /// An IAM role with its managed policies and, when there is one, its inline policy. Returns
-/// the role and the ids of its policy nodes (what must be in place before the role is used).
+/// the role and its policies (what must be in place before the role is used).
 fn add_role(
     g: &mut Graph,
     kinds: &Kinds,
     prefix: &str,
     role: RoleParts,
-) -> Result<(Ref<RoleOut>, Vec<LogicalId>), GraphError> {
+) -> Result<(Ref<RoleOut>, Vec<Ref<Value>>), GraphError> {
     let RoleParts {
         name,
         service,
@@ -224,50 +225,42 @@ fn add_role(
         managed,
         inline,
     } = role;
-    let role_node = Node::new(format!("{prefix}/role"), kinds.iam.role.clone())
-        .named(name)
-        .spec(move |_| {
-            Ok(RoleSpec {
+    let role: Ref<RoleOut> = g.insert(
+        Node::new(format!("{prefix}/role"), kinds.iam.role.clone())
+            .named(name)
+            .fixed(&RoleSpec {
                 assume_role_policy: policy::trust(service),
-                description: description.clone(),
-            })
-        });
-    let role_ref: Ref<RoleOut> = role_node.handle();
-    g.add(role_node)?;
-
-    let r = role_ref.clone();
-    let managed_node = Node::new(
-        format!("{prefix}/role/managed-policies"),
-        kinds.iam.managed_policies.clone(),
-    )
-    .after(&role_ref)
-    .spec(move |inputs| {
-        Ok(ManagedPoliciesSpec {
-            role_name: inputs.get(&r)?.role_name,
-            policy_arns: managed.clone(),
-        })
-    });
-    let mut policies = vec![managed_node.id.clone()];
-    g.add(managed_node)?;
-
+                description,
+            }),
+    )?;
+    let mut policies = vec![
+        g.insert(
+            Node::new(
+                format!("{prefix}/role/managed-policies"),
+                kinds.iam.managed_policies.clone(),
+            )
+            .spec(role.ready(), move |role| ManagedPoliciesSpec {
+                role_name: role.role_name,
+                policy_arns: managed.clone(),
+            }),
+        )?,
+    ];
     if let Some((policy_name, document)) = inline {
-        let r = role_ref.clone();
-        let inline_node = Node::new(
-            format!("{prefix}/role/{policy_name}"),
-            kinds.iam.role_policy.clone(),
-        )
-        .after(&role_ref)
-        .spec(move |inputs| {
-            Ok(RolePolicySpec {
-                role_name: inputs.get(&r)?.role_name,
-                policy_name: policy_name.to_string(),
-                document: document.clone(),
-            })
-        });
-        policies.push(inline_node.id.clone());
-        g.add(inline_node)?;
+        policies.push(
+            g.insert(
+                Node::new(
+                    format!("{prefix}/role/{policy_name}"),
+                    kinds.iam.role_policy.clone(),
+                )
+                .spec(role.ready(), move |role| RolePolicySpec {
+                    role_name: role.role_name,
+                    policy_name: policy_name.to_string(),
+                    document: document.clone(),
+                }),
+            )?,
+        );
     }
-    Ok((role_ref, policies))
+    Ok((role, policies))
 }
 
 struct RoleParts {
@@ -279,246 +272,12 @@ struct RoleParts {
     inline: Option<(&'static str, Value)>,
 }
 
-/// Makes `node` wait for the nodes `ids` to be ready (policies, whose outputs it does not read).
-fn after_all(mut node: Node, ids: &[LogicalId]) -> Node {
-    for id in ids {
-        node = node.after(&Ref::<Value>::new(id.clone()));
-    }
-    node
-}
-
-// ---------------------------------------------------------------------------------------------
-// Functions
-
-fn add_function(
-    g: &mut Graph,
-    project: &Project,
-    kinds: &Kinds,
-    images: &mut Images<'_>,
-    f: &LambdaFunction,
-) -> Result<FunctionHandle, GraphError> {
-    let stack = project.stack_name();
-    let region = project.config.region.clone();
-    let var = &f.environment_variable_name;
-    let prefix = format!("function/{var}");
-    let name = function_name(&stack, var);
-
-    let (role, policies) = add_role(
-        g,
-        kinds,
-        &prefix,
-        RoleParts {
-            name: function_role_name(&stack, var),
-            service: "lambda.amazonaws.com",
-            description: format!("Runs the Lambda function {name}"),
-            managed: BTreeSet::from([policy::aws_managed(&region, policy::LAMBDA_BASIC_EXECUTION)]),
-            inline: statements_policy(&f.policy_statements).map(|d| ("policy", d)),
-        },
-    )?;
-    let image = images.source(g, &f.image, f.platform, Consumer::Function)?;
-
-    let (r, i) = (role.clone(), image.clone());
-    let (architecture, memory_size) = (f.platform.lambda_architecture(), f.memory_size);
-    let timeout_seconds = f.timeout_minutes * 60;
-    let environment = f.environment_variables.clone();
-    let node = Node::new(prefix, kinds.backends.lambda.function.clone())
-        .named(name.clone())
-        .after(&role)
-        .after(&image);
-    let node = after_all(node, &policies).spec(move |inputs| {
-        Ok(FunctionSpec {
-            image_uri: inputs.get(&i)?.image_uri,
-            role_arn: inputs.get(&r)?.role_arn,
-            architecture: architecture.to_string(),
-            memory_size,
-            timeout_seconds,
-            environment: environment.clone(),
-        })
-    });
-    let function: Ref<FunctionOut> = node.handle();
-    g.add(node)?;
-    Ok(FunctionHandle {
-        environment_variable_name: var.clone(),
-        function_name: name,
-        function,
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Endpoints
-
-/// Where an endpoint's container comes from.
-enum ContainerImage {
-    /// A public image (the HuggingFace container, or the config's `image_uri`).
-    Uri(String),
-    /// One the stack builds or finds in ECR.
-    Image(Ref<ImageOut>),
-}
-
-fn add_endpoint(
-    g: &mut Graph,
-    project: &Project,
-    kinds: &Kinds,
-    images: &mut Images<'_>,
-    e: &SagemakerEndpoint,
-) -> Result<EndpointHandle, GraphError> {
-    let stack = project.stack_name();
-    let region = project.config.region.clone();
-    let endpoint_name = e.endpoint_name.clone();
-    let prefix = format!("endpoint/{endpoint_name}");
-    let sm = &kinds.backends.sagemaker;
-
-    let (container, environment, bucket, model_data_url) = match &e.model {
-        EndpointModel::Huggingface {
-            model_name,
-            model_task,
-            model_data_url,
-            use_gpu,
-            pytorch_version,
-            transformers_version,
-            ubuntu_version,
-            image_uri,
-        } => {
-            let uri = match image_uri {
-                Some(uri) => uri.clone(),
-                None => {
-                    let versions = huggingface::Versions {
-                        pytorch: pytorch_version,
-                        transformers: transformers_version,
-                        ubuntu: ubuntu_version,
-                        use_gpu: *use_gpu,
-                    };
-                    huggingface::image_uri(&region, versions).ok_or_else(|| GraphError::Invalid {
-                        node: LogicalId::from(prefix.as_str()),
-                        message: format!("no HuggingFace inference image is known in region {region}; set `image_uri`"),
-                    })?
-                }
-            };
-            let mut env = BTreeMap::new();
-            if let Some(m) = model_name {
-                env.insert("HF_MODEL_ID".to_string(), m.clone());
-            }
-            if let Some(t) = model_task {
-                env.insert("HF_TASK".to_string(), t.clone());
-            }
-            (ContainerImage::Uri(uri), env, None, model_data_url.clone())
-        }
-        EndpointModel::ImageAndModelData {
-            image,
-            platform,
-            model_data_bucket,
-            model_data_url,
-            container_environment,
-        } => {
-            let image = images.source(g, image, *platform, Consumer::Endpoint)?;
-            (
-                ContainerImage::Image(image),
-                container_environment.clone(),
-                model_data_bucket.clone(),
-                model_data_url.clone(),
-            )
-        }
-    };
-
-    let (role, policies) = add_role(
-        g,
-        kinds,
-        &prefix,
-        RoleParts {
-            name: endpoint_role_name(&stack, &endpoint_name),
-            service: "sagemaker.amazonaws.com",
-            description: format!("Execution role of the SageMaker endpoint {endpoint_name}"),
-            managed: BTreeSet::from([policy::aws_managed(&region, policy::SAGEMAKER_FULL_ACCESS)]),
-            inline: model_data_policy(&region, bucket.as_deref(), model_data_url.as_deref())
-                .map(|d| ("model-data", d)),
-        },
-    )?;
-
-    let stem = endpoint_resource_stem(&stack, &endpoint_name);
-    let r = role.clone();
-    let mut model = Node::new(format!("{prefix}/model"), sm.model.clone())
-        .named(stem.clone())
-        .after(&role);
-    let image_ref = match &container {
-        ContainerImage::Image(i) => {
-            model = model.after(i);
-            Some(i.clone())
-        }
-        ContainerImage::Uri(_) => None,
-    };
-    let fixed_image = match container {
-        ContainerImage::Uri(u) => u,
-        ContainerImage::Image(_) => String::new(),
-    };
-    let model = after_all(model, &policies).spec(move |inputs| {
-        let image = match &image_ref {
-            Some(i) => inputs.get(i)?.image_uri,
-            None => fixed_image.clone(),
-        };
-        Ok(ModelSpec {
-            execution_role_arn: inputs.get(&r)?.role_arn,
-            image,
-            environment: environment.clone(),
-            model_data_url: model_data_url.clone(),
-        })
-    });
-    let model_ref: Ref<ModelOut> = model.handle();
-    g.add(model)?;
-
-    let m = model_ref.clone();
-    let capacity = capacity(&e.capacity);
-    let config = Node::new(format!("{prefix}/config"), sm.endpoint_config.clone())
-        .named(stem)
-        .after(&model_ref)
-        .spec(move |inputs| {
-            Ok(EndpointConfigSpec {
-                model_name: inputs.get(&m)?.model_name,
-                capacity: capacity.clone(),
-            })
-        });
-    let config_ref: Ref<EndpointConfigOut> = config.handle();
-    g.add(config)?;
-
-    let c = config_ref.clone();
-    let endpoint = Node::new(prefix, sm.endpoint.clone())
-        .named(endpoint_name.clone())
-        .after(&config_ref)
-        .spec(move |inputs| {
-            Ok(EndpointSpec {
-                endpoint_config_name: inputs.get(&c)?.endpoint_config_name,
-                failed: false,
-            })
-        });
-    let endpoint_ref: Ref<EndpointOut> = endpoint.handle();
-    g.add(endpoint)?;
-    Ok(EndpointHandle {
-        environment_variable_name: e.environment_variable_name.clone(),
-        endpoint_name,
-        endpoint: endpoint_ref,
-    })
-}
-
-fn capacity(c: &Capacity) -> provision_sagemaker::Capacity {
-    match c {
-        Capacity::Serverless {
-            memory_size_in_mb,
-            max_concurrency,
-            provisioned_concurrency,
-        } => provision_sagemaker::Capacity::Serverless {
-            memory_size_in_mb: *memory_size_in_mb,
-            max_concurrency: *max_concurrency,
-            provisioned_concurrency: *provisioned_concurrency,
-        },
-        Capacity::Instances {
-            instance_type,
-            initial_instance_count,
-            initial_variant_weight,
-        } => provision_sagemaker::Capacity::Instances {
-            instance_type: instance_type.clone(),
-            initial_instance_count: *initial_instance_count,
-            initial_variant_weight: *initial_variant_weight,
-        },
-    }
+/// Makes `node` wait for `policies` to be in place (ready), without reading them: a role is
+/// usable by a service only with its permissions attached.
+fn after_policies(node: Node, policies: &[Ref<Value>]) -> Node {
+    policies
+        .iter()
+        .fold(node, |node, p| node.ordered_after(p, Until::Ready))
 }
 
 #[cfg(test)]

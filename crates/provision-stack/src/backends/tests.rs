@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use provision_core::resource::{Inputs, Until};
+use provision_core::input::Until;
+use provision_core::resource::LogicalId;
 use serde_json::{Value, json};
 
 use super::*;
@@ -47,7 +48,7 @@ fn deps(g: &Graph, id: &str) -> Vec<(String, Until)> {
     let mut d: Vec<(String, Until)> = g
         .get(&id.into())
         .unwrap_or_else(|| panic!("no node {id}"))
-        .deps
+        .deps()
         .iter()
         .map(|d| (d.id.to_string(), d.until))
         .collect();
@@ -89,7 +90,10 @@ fn outputs(g: &Graph) -> HashMap<LogicalId, Value> {
 
 fn spec(g: &Graph, id: &str, outputs: &HashMap<LogicalId, Value>) -> Value {
     let node = g.get(&id.into()).unwrap_or_else(|| panic!("no node {id}"));
-    Value::Object((node.spec)(&Inputs::new(outputs)).unwrap_or_else(|u| panic!("{id}: {u}")))
+    Value::Object(
+        node.settings(outputs)
+            .unwrap_or_else(|u| panic!("{id}: {u}")),
+    )
 }
 
 #[test]
@@ -464,7 +468,7 @@ fn the_app_receives_each_backend_name_under_its_variable() {
     let kinds = kinds(&project);
     let (g, backends) = graph(&project, &kinds);
     let out = outputs(&g);
-    let values = (backends.outputs())(&Inputs::new(&out)).unwrap();
+    let values = backends.outputs().eval(&out).unwrap();
     assert_eq!(
         values["COUNTERFACTUAL_LAMBDA"],
         "streamlit-app-local-counterfactual-lambda"
@@ -475,7 +479,7 @@ fn the_app_receives_each_backend_name_under_its_variable() {
         "sentiment-explanations"
     );
     assert!(
-        (backends.outputs())(&Inputs::new(&HashMap::new())).is_err(),
+        backends.outputs().eval(&HashMap::new()).is_err(),
         "known only once created"
     );
 }
