@@ -69,3 +69,20 @@ fn every_kind_the_stack_uses_is_one_down_can_find() {
         }
     }
 }
+
+/// What each resource waits for, for each example config, as `provision graph` prints it. A
+/// change to any dependency shows here as a diff to review (`UPDATE_EXPECT=1 cargo test` writes
+/// the new text).
+#[test]
+fn the_graphs_of_the_example_configs() {
+    let snapshots = [
+        expect_test::expect_file!["snapshots/default.txt"],
+        expect_test::expect_file!["snapshots/local.txt"],
+        expect_test::expect_file!["snapshots/prod.txt"],
+    ];
+    for (name, snapshot) in EXAMPLES.into_iter().zip(snapshots) {
+        let project = example(name);
+        let g = graph(&project, &kinds(&project)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        snapshot.assert_eq(&g.render_text().unwrap_or_else(|e| panic!("{name}: {e}")));
+    }
+}
