@@ -41,7 +41,7 @@ use plan::node_changes;
 pub use registry::{DuplicateKind, Kinds};
 pub use state_handle::StateHandle;
 use state_handle::{StateJournal, state_failure};
-pub use tokens::{fingerprint, token_for};
+pub use tokens::{fingerprint, fresh_token};
 
 /// How a run went, resource by resource.
 #[derive(Clone, Debug, Default, Serialize)]

@@ -15,7 +15,7 @@ use crate::resource::{
 use crate::state::{Deposed, Record, Status};
 use crate::time;
 
-use super::{Msg, Shared, fingerprint, node_changes, state_failure, token_for};
+use super::{Msg, Shared, fingerprint, fresh_token, node_changes, state_failure};
 
 pub(super) fn record_from_live(
     kind: &dyn Kind,
@@ -127,7 +127,8 @@ pub(super) async fn run_node(
             let token = record
                 .as_ref()
                 .map(|r| r.token.clone())
-                .unwrap_or_else(|| token_for(&parts.stack.name, id, 0));
+                // Found without a record of ours: no create of this run made it.
+                .unwrap_or_else(|| fresh_token(&parts.stack.name, id, 0));
             let generation = record.as_ref().map(|r| r.generation).unwrap_or(0);
             let rec = record_from_live(
                 kind,
@@ -238,7 +239,7 @@ pub(super) async fn run_node(
     let token = record
         .as_ref()
         .map(|r| r.token.clone())
-        .unwrap_or_else(|| token_for(&parts.stack.name, id, 0));
+        .unwrap_or_else(|| fresh_token(&parts.stack.name, id, 0));
     let generation = record.as_ref().map(|r| r.generation).unwrap_or(0);
     let desired = Desired {
         id: id.clone(),
@@ -341,9 +342,12 @@ pub(super) async fn create(
     let id = &node.id;
     let parts = &shared.engine;
     let existing = shared.handle.record(id).await;
+    // An intent recorded by an earlier run keeps its token: the create it announced may have
+    // happened, and the same token finds it instead of making a second one. Anything else is a
+    // new create attempt, with a token never used before (see `fresh_token`).
     let token = match &existing {
         Some(r) if r.status == Status::Creating && r.generation == generation => r.token.clone(),
-        _ => token_for(&parts.stack.name, id, generation),
+        _ => fresh_token(&parts.stack.name, id, generation),
     };
     let intent = Record {
         kind: kind.name().to_string(),

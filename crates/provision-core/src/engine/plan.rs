@@ -13,7 +13,7 @@ use crate::plan::{Action, Change, Plan, Step, diff};
 use crate::resource::{Kind, Live, LogicalId, Lookup, ResourceError, Settings};
 use crate::state::{Record, State};
 
-use super::{Engine, Failure, Prepared, RunError, Summary, read_with_retry, token_for};
+use super::{Engine, Failure, Prepared, RunError, Summary, read_with_retry};
 
 impl Engine {
     /// Reads every resource and works out what `up` would do. Makes no mutating call.
@@ -29,7 +29,8 @@ impl Engine {
             let token = record
                 .as_ref()
                 .map(|r| r.token.clone())
-                .unwrap_or_else(|| token_for(&self.stack.name, &id, 0));
+                // Nothing recorded: no create of ours carried a token to find it by.
+                .unwrap_or_default();
             let cx = self.detached_cx(&id);
             let semaphore = semaphore.clone();
             reads.spawn(async move {

@@ -37,6 +37,8 @@ struct Cloud {
     lose_reply: StdMutex<Vec<String>>,
     /// Logical ids whose create fails.
     fail_create: StdMutex<Vec<String>>,
+    /// Every create call's logical id and idempotency token, in order.
+    tokens: StdMutex<Vec<(String, String)>>,
 }
 
 impl Cloud {
@@ -138,6 +140,11 @@ impl Kind for FakeKind {
     }
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let id = desired.id.to_string();
+        self.cloud
+            .tokens
+            .lock()
+            .unwrap()
+            .push((id.clone(), desired.token.clone()));
         if self.cloud.fail_create.lock().unwrap().contains(&id) {
             return Err(ResourceError::fatal(format!("{id} refused")).with_hint("fix it"));
         }
@@ -403,7 +410,12 @@ async fn the_intent_is_recorded_before_the_create_call() {
     let r = &state.resources[&LogicalId::from("net/subnet")];
     assert_eq!(r.status, Status::Creating);
     assert_eq!(r.physical_id, None);
-    assert_eq!(r.token, token_for("webshop-test", &"net/subnet".into(), 0));
+    // The token the call carried, recorded before it was made.
+    let sent = w.cloud.tokens.lock().unwrap().clone();
+    assert!(
+        sent.contains(&("net/subnet".to_string(), r.token.clone())),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]
@@ -680,12 +692,63 @@ async fn plan_reads_only() {
 }
 
 #[test]
-fn tokens_are_stable_and_distinct() {
-    let a = token_for("s", &"x".into(), 0);
-    assert_eq!(a, token_for("s", &"x".into(), 0));
-    assert_ne!(a, token_for("s", &"x".into(), 1));
-    assert_ne!(a, token_for("s", &"y".into(), 0));
-    assert_eq!(a.len(), 32);
+fn fresh_tokens_are_32_hex_digits_and_never_repeat() {
+    let tokens: std::collections::BTreeSet<String> = (0..1000)
+        .map(|_| fresh_token("s", &"x".into(), 0))
+        .collect();
+    assert_eq!(tokens.len(), 1000);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
+}
+
+/// ACM answers a token it saw in the last hour with the certificate it made then: a `down` and
+/// `up` must not send the same token again. A rerun after a crash must, to find its resource.
+#[tokio::test]
+async fn each_create_attempt_has_its_own_token_and_a_rerun_keeps_the_intents() {
+    let w = world();
+    w.cloud
+        .fail_create
+        .lock()
+        .unwrap()
+        .push("net/subnet".into());
+    w.up(w.graph(1, "a", 1)).await.unwrap_err();
+    w.cloud.fail_create.lock().unwrap().clear();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let sent = |id: &str| -> Vec<String> {
+        w.cloud
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, t)| t.clone())
+            .collect()
+    };
+    let subnet = sent("net/subnet");
+    assert_eq!(subnet.len(), 2);
+    assert_eq!(
+        subnet[0], subnet[1],
+        "the rerun of a recorded intent keeps its token"
+    );
+
+    let first = w.state().await;
+    w.down().await.unwrap();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let second = w.state().await;
+    for (id, record) in &second.resources {
+        assert_ne!(
+            first.resources[id].token, record.token,
+            "{id}: up after down reused a token"
+        );
+    }
+    // A replacement is a new create too.
+    w.up(w.graph(1, "b", 1)).await.unwrap();
+    let replaced = w.state().await;
+    let id = LogicalId::from("net/subnet");
+    assert_ne!(replaced.resources[&id].token, second.resources[&id].token);
 }
 
 #[test]

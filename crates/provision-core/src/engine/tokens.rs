@@ -7,15 +7,35 @@ use sha2::{Digest, Sha256};
 
 use crate::resource::{LogicalId, Settings};
 
-/// A deterministic idempotency token: 32 hex digits, the same for every retry and rerun of
-/// one create, different for a replacement.
-pub fn token_for(stack: &str, id: &LogicalId, generation: u32) -> String {
+/// A new idempotency token for one create attempt: 32 hex digits, which every service takes
+/// (ACM's `IdempotencyToken` is 1-32 characters of `\w`, EC2's `ClientToken` at most 64 ASCII
+/// characters, ECS's `clientToken` at most 36; see each API reference).
+///
+/// It must be new for every intent, never derived from the stack and logical id alone: ACM
+/// treats a token it saw within the last hour as the same request and answers with the
+/// certificate it made then, deleted since by a `down` (RequestCertificate, "IdempotencyToken");
+/// EC2 does the same with client tokens ("Ensuring idempotency in Amazon EC2 API requests").
+/// So a `down` then `up`, or a replacement, gets a token of its own. The engine records it in
+/// the intent before the call, so a run killed mid-create is rerun with the same token.
+///
+/// The token is a hash of the stack, the logical id, the generation, the wall clock in
+/// nanoseconds, the process id and a per-process counter: unique across runs and within one.
+pub fn fresh_token(stack: &str, id: &LogicalId, generation: u32) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let mut h = Sha256::new();
     h.update(stack.as_bytes());
     h.update([0]);
     h.update(id.as_str().as_bytes());
     h.update([0]);
     h.update(generation.to_be_bytes());
+    h.update(nanos.to_be_bytes());
+    h.update(std::process::id().to_be_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     let mut s = hex::encode(h.finalize());
     s.truncate(32);
     s

@@ -21,6 +21,7 @@ mod inventory;
 mod network;
 mod ownership;
 mod printer;
+mod redeploy;
 mod remote_state;
 mod secrets;
 mod strict;
