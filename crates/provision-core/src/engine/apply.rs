@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::event::{Event, Outcome};
 use crate::graph::Graph;
@@ -76,6 +77,7 @@ impl Engine {
         let mut running = 0usize;
         let mut failures = Vec::new();
         let mut started_at: HashMap<LogicalId, Instant> = HashMap::new();
+        let mut blocked_on: HashMap<LogicalId, LogicalId> = HashMap::new();
 
         loop {
             // Start everything whose dependencies are satisfied; skip what can no longer run.
@@ -99,6 +101,13 @@ impl Engine {
                         None
                     };
                     if let Some(reason) = skip_reason {
+                        tracing::debug!(
+                            target: "provision::engine",
+                            id = %id,
+                            kind = node.kind.name(),
+                            %reason,
+                            "skipping"
+                        );
                         phase.insert(id.clone(), Phase::Skipped);
                         let outcome = Outcome::Skipped(reason);
                         summary.count(&outcome);
@@ -116,6 +125,29 @@ impl Engine {
                         _ => false,
                     });
                     if !satisfied {
+                        // Say what it waits for now, once per change (a node waits for its
+                        // dependencies one after another).
+                        let on = node.deps().iter().find(|d| match phase.get(&d.id) {
+                            Some(Phase::Ready) => false,
+                            Some(Phase::Exists) => d.until == Until::Ready,
+                            _ => true,
+                        });
+                        if let Some(on) = on
+                            && blocked_on.get(id) != Some(&on.id)
+                        {
+                            tracing::debug!(
+                                target: "provision::engine",
+                                id = %id,
+                                kind = node.kind.name(),
+                                on = %on.id,
+                                "blocked"
+                            );
+                            self.events.emit(Event::Blocked {
+                                id: id.clone(),
+                                on: on.id.clone(),
+                            });
+                            blocked_on.insert(id.clone(), on.id.clone());
+                        }
                         continue;
                     }
                     phase.insert(id.clone(), Phase::Running);
@@ -127,11 +159,16 @@ impl Engine {
                     let tx = tx.clone();
                     let id = id.clone();
                     let semaphore = semaphore.clone();
-                    tasks.spawn(async move {
-                        let _permit = semaphore.acquire_owned().await;
-                        let (action, result) = run_node(&shared, &id, live, &tx).await;
-                        let _ = tx.send(Msg::Done(id, action, result));
-                    });
+                    // Everything the node's work logs, down to each AWS call, carries its id.
+                    let span = tracing::info_span!("node", id = %id);
+                    tasks.spawn(
+                        async move {
+                            let _permit = semaphore.acquire_owned().await;
+                            let (action, result) = run_node(&shared, &id, live, &tx).await;
+                            let _ = tx.send(Msg::Done(id, action, result));
+                        }
+                        .instrument(span),
+                    );
                 }
             }
             if running == 0 {

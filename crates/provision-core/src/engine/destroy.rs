@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::event::{Event, Outcome};
 use crate::plan::{Action, Plan, Step};
 use crate::resource::{ErrorClass, Kind, LogicalId, Lookup, ResourceError};
+use crate::retry;
 use crate::state::{Deposed, Record, State, StateError};
 
 use super::{
@@ -120,12 +122,16 @@ impl Engine {
                 let parts = parts.clone();
                 let tx = tx.clone();
                 let semaphore = semaphore.clone();
-                tasks.spawn(async move {
-                    let _permit = semaphore.acquire_owned().await;
-                    let t0 = Instant::now();
-                    let result = delete_one(&parts, &handle, kind, &target).await;
-                    let _ = tx.send((i, result, t0.elapsed()));
-                });
+                let span = tracing::info_span!("node", id = %target.id());
+                tasks.spawn(
+                    async move {
+                        let _permit = semaphore.acquire_owned().await;
+                        let t0 = Instant::now();
+                        let result = delete_one(&parts, &handle, kind, &target).await;
+                        let _ = tx.send((i, result, t0.elapsed()));
+                    }
+                    .instrument(span),
+                );
             }
             if running == 0 {
                 break;
@@ -245,18 +251,21 @@ pub(super) async fn delete_one(
             }
         }
     }
-    let mut attempt = 0;
-    loop {
-        match kind.delete(&cx, &record).await {
-            Ok(()) => break,
-            Err(e) if e.is_transient() && attempt < 5 => {
-                attempt += 1;
-                cx.sleep(cx.scaled(Duration::from_millis(500 * (1 << attempt))))
-                    .await?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    tracing::debug!(
+        target: "provision::engine",
+        id = %id,
+        kind = kind.name(),
+        physical_id = record.physical_id.as_deref().unwrap_or(""),
+        "deleting"
+    );
+    retry::retry(&cx, &[&retry::TRANSIENT], || kind.delete(&cx, &record)).await?;
+    tracing::debug!(
+        target: "provision::engine",
+        id = %id,
+        kind = kind.name(),
+        physical_id = record.physical_id.as_deref().unwrap_or(""),
+        "deleted"
+    );
     forget(handle, target).await.map_err(state_failure)?;
     Ok(Outcome::Deleted)
 }

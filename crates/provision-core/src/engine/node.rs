@@ -1,7 +1,6 @@
 //! One node's work during an apply: create, update, replace or adopt it, and wait for it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -9,9 +8,8 @@ use tokio::sync::mpsc;
 
 use crate::event::{Event, Outcome};
 use crate::plan::{Action, diff};
-use crate::resource::{
-    Cx, Desired, ErrorClass, Kind, Live, LogicalId, Lookup, ResourceError, Settings,
-};
+use crate::resource::{Cx, Desired, Kind, Live, LogicalId, Lookup, ResourceError, Settings};
+use crate::retry::{self, Created};
 use crate::state::{Deposed, Record, Status};
 use crate::time;
 
@@ -115,6 +113,17 @@ pub(super) async fn run_node(
         &live,
         record.as_ref(),
     );
+    tracing::debug!(
+        target: "provision::engine",
+        id = %id,
+        kind = kind.name(),
+        physical_id = %live.physical_id,
+        changes = ?changes
+            .iter()
+            .map(|c| (c.setting.as_str(), c.forces_replacement))
+            .collect::<Vec<_>>(),
+        "diff (setting, forces replacement)"
+    );
     if changes.is_empty() {
         let known = record.as_ref().and_then(|r| r.physical_id.as_deref())
             == Some(live.physical_id.as_str());
@@ -149,6 +158,14 @@ pub(super) async fn run_node(
                 return (Action::Adopt, Err(state_failure(e)));
             }
         }
+        tracing::debug!(
+            target: "provision::engine",
+            id = %id,
+            kind = kind.name(),
+            physical_id = %live.physical_id,
+            adopted = !known,
+            "unchanged"
+        );
         publish(&live);
         if !live.ready {
             parts.emit(Event::Started {
@@ -166,6 +183,14 @@ pub(super) async fn run_node(
     }
 
     if changes.iter().any(|c| c.forces_replacement) {
+        tracing::debug!(
+            target: "provision::engine",
+            id = %id,
+            kind = kind.name(),
+            physical_id = %live.physical_id,
+            create_before_delete = kind.create_before_delete(),
+            "replacing"
+        );
         parts.emit(Event::Started {
             id: id.clone(),
             noun: kind.noun().to_string(),
@@ -204,6 +229,13 @@ pub(super) async fn run_node(
                 "deleting the old {} first (its replacement takes the same name)",
                 kind.noun()
             ));
+            tracing::debug!(
+                target: "provision::engine",
+                id = %id,
+                kind = kind.name(),
+                physical_id = %live.physical_id,
+                "deleting the replaced resource first"
+            );
             if let Err(e) = kind.delete(&cx, &old).await {
                 return (Action::Replace, Err(e));
             }
@@ -227,6 +259,16 @@ pub(super) async fn run_node(
             &publish,
         )
         .await;
+        if let Ok(new) = &result {
+            tracing::debug!(
+                target: "provision::engine",
+                id = %id,
+                kind = kind.name(),
+                old = %live.physical_id,
+                physical_id = %new.physical_id,
+                "replaced"
+            );
+        }
         return (Action::Replace, result.map(|_| Outcome::Replaced));
     }
 
@@ -251,6 +293,14 @@ pub(super) async fn run_node(
     if let Err(e) = kind.verify_owner(&cx, &live).await {
         return (Action::Update, Err(e));
     }
+    tracing::debug!(
+        target: "provision::engine",
+        id = %id,
+        kind = kind.name(),
+        physical_id = %live.physical_id,
+        ?changed,
+        "updating"
+    );
     let updated = match kind.update(&cx, &desired, &live, &changed).await {
         Ok(l) => l,
         Err(e) => return (Action::Update, Err(e)),
@@ -273,6 +323,13 @@ pub(super) async fn run_node(
     {
         return (Action::Update, Err(state_failure(e)));
     }
+    tracing::debug!(
+        target: "provision::engine",
+        id = %id,
+        kind = kind.name(),
+        physical_id = %updated.physical_id,
+        "updated"
+    );
     publish(&updated);
     match finish_ready(shared, &cx, kind, updated).await {
         Ok(_) => (Action::Update, Ok(Outcome::Updated)),
@@ -290,7 +347,22 @@ pub(super) async fn finish_ready(
     if live.ready {
         return Ok(live);
     }
+    tracing::debug!(
+        target: "provision::engine",
+        id = %cx.id(),
+        kind = kind.name(),
+        physical_id = %live.physical_id,
+        status = live.status.as_deref().unwrap_or(""),
+        "waiting until ready"
+    );
     let ready = kind.wait_ready(cx, live).await?;
+    tracing::debug!(
+        target: "provision::engine",
+        id = %cx.id(),
+        kind = kind.name(),
+        physical_id = %ready.physical_id,
+        "ready"
+    );
     let id = cx.id().clone();
     shared
         .handle
@@ -370,6 +442,15 @@ pub(super) async fn create(
         })
         .await
         .map_err(state_failure)?;
+    tracing::debug!(
+        target: "provision::engine",
+        id = %id,
+        kind = kind.name(),
+        name = node.name.as_deref().unwrap_or(""),
+        generation,
+        token = %token,
+        "creating"
+    );
     parts.emit(Event::Started {
         id: id.clone(),
         noun: kind.noun().to_string(),
@@ -382,45 +463,42 @@ pub(super) async fn create(
         token: token.clone(),
         settings: settings.clone(),
     };
-    let mut attempt = 0u32;
-    let live = loop {
-        match kind.create(cx, &desired).await {
-            Ok(live) => break live,
-            Err(e)
-                if matches!(e.class, ErrorClass::Transient | ErrorClass::AlreadyExists)
-                    && attempt < 6 =>
-            {
-                attempt += 1;
-                // The create may have happened even though we did not hear so: look first.
-                let lookup = Lookup {
-                    id,
-                    name: node.name.as_deref(),
-                    token: &token,
-                    record: Some(&intent_for_lookup),
-                };
-                match kind.read(cx, &lookup).await {
-                    Ok(Some(found)) => {
-                        cx.progress(format!(
-                            "found the {} an earlier attempt created",
-                            kind.noun()
-                        ));
-                        break converge_found(cx, kind, &desired, found).await?;
-                    }
-                    Ok(None)
-                    | Err(ResourceError {
-                        class: ErrorClass::Transient,
-                        ..
-                    }) => {
-                        cx.progress(format!("retrying after: {}", e.message));
-                        cx.sleep(cx.scaled(Duration::from_millis(500 * (1 << attempt.min(5)))))
-                            .await?;
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-            Err(e) => return Err(e),
-        }
+    // The create may have happened though its reply was lost: look it up before creating again.
+    let lookup = Lookup {
+        id,
+        name: node.name.as_deref(),
+        token: &token,
+        record: Some(&intent_for_lookup),
     };
+    let live =
+        match retry::create_or_find(cx, || kind.create(cx, &desired), || kind.read(cx, &lookup))
+            .await?
+        {
+            Created::New(live) => {
+                tracing::debug!(
+                    target: "provision::engine",
+                    id = %id,
+                    kind = kind.name(),
+                    physical_id = %live.physical_id,
+                    "created"
+                );
+                live
+            }
+            Created::Found(found) => {
+                tracing::debug!(
+                    target: "provision::engine",
+                    id = %id,
+                    kind = kind.name(),
+                    physical_id = %found.physical_id,
+                    "adopting"
+                );
+                cx.progress(format!(
+                    "found the {} an earlier attempt created",
+                    kind.noun()
+                ));
+                converge_found(cx, kind, &desired, found).await?
+            }
+        };
     let rec = record_from_live(
         kind,
         node.name.as_deref(),

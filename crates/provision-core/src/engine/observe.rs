@@ -1,7 +1,6 @@
 //! Observing: reading recorded resources as they are now, and the drift that shows.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -10,6 +9,7 @@ use tokio::task::JoinSet;
 
 use crate::plan::{Change, diff};
 use crate::resource::{Cx, Kind, Live, LogicalId, Lookup, ResourceError, Settings};
+use crate::retry::{TRANSIENT, retry};
 use crate::state::{Record, State, Status};
 
 use super::{Engine, Kinds};
@@ -24,36 +24,40 @@ impl Engine {
             let kind = kinds.get(&record.kind).cloned();
             let cx = self.detached_cx(&id);
             let semaphore = semaphore.clone();
-            reads.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                let (noun, live) = match kind {
-                    None => (
-                        record.kind.clone(),
-                        Err(ResourceError::fatal(format!(
-                            "`{}` is not a kind this provision knows",
-                            record.kind
-                        ))),
-                    ),
-                    Some(kind) => {
-                        let lookup = Lookup {
-                            id: &id,
-                            name: record.name.as_deref(),
-                            token: &record.token,
-                            record: Some(&record),
-                        };
-                        (
-                            kind.noun().to_string(),
-                            read_with_retry(kind.as_ref(), &cx, &lookup).await,
-                        )
+            let span = tracing::info_span!("node", id = %id);
+            reads.spawn(tracing::Instrument::instrument(
+                async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    let (noun, live) = match kind {
+                        None => (
+                            record.kind.clone(),
+                            Err(ResourceError::fatal(format!(
+                                "`{}` is not a kind this provision knows",
+                                record.kind
+                            ))),
+                        ),
+                        Some(kind) => {
+                            let lookup = Lookup {
+                                id: &id,
+                                name: record.name.as_deref(),
+                                token: &record.token,
+                                record: Some(&record),
+                            };
+                            (
+                                kind.noun().to_string(),
+                                read_with_retry(kind.as_ref(), &cx, &lookup).await,
+                            )
+                        }
+                    };
+                    Observation {
+                        id,
+                        noun,
+                        record,
+                        live,
                     }
-                };
-                Observation {
-                    id,
-                    noun,
-                    record,
-                    live,
-                }
-            });
+                },
+                span,
+            ));
         }
         let mut out = Vec::new();
         while let Some(joined) = reads.join_next().await {
@@ -118,21 +122,21 @@ impl Observation {
     }
 }
 
-/// Reads, retrying transient errors a few times (the SDK already retried each call).
+/// Reads, riding out transient errors under [`TRANSIENT`] (the SDK already retried each call),
+/// and says what it found.
 pub(super) async fn read_with_retry(
     kind: &dyn Kind,
     cx: &Cx,
     lookup: &Lookup<'_>,
 ) -> Result<Option<Live>, ResourceError> {
-    let mut attempt = 0;
-    loop {
-        match kind.read(cx, lookup).await {
-            Err(e) if e.is_transient() && attempt < 4 => {
-                attempt += 1;
-                cx.sleep(cx.scaled(Duration::from_millis(400 * (1 << attempt))))
-                    .await?;
-            }
-            other => return other,
-        }
-    }
+    let live = retry(cx, &[&TRANSIENT], || kind.read(cx, lookup)).await?;
+    tracing::debug!(
+        target: "provision::engine",
+        id = %lookup.id,
+        kind = kind.name(),
+        found = live.is_some(),
+        physical_id = live.as_ref().map_or("", |l| l.physical_id.as_str()),
+        "read"
+    );
+    Ok(live)
 }

@@ -33,17 +33,21 @@ impl Engine {
                 .unwrap_or_default();
             let cx = self.detached_cx(&id);
             let semaphore = semaphore.clone();
-            reads.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                let lookup = Lookup {
-                    id: &id,
-                    name: name.as_deref(),
-                    token: &token,
-                    record: record.as_ref(),
-                };
-                let result = read_with_retry(kind.as_ref(), &cx, &lookup).await;
-                (id, result)
-            });
+            let span = tracing::info_span!("node", id = %id);
+            reads.spawn(tracing::Instrument::instrument(
+                async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    let lookup = Lookup {
+                        id: &id,
+                        name: name.as_deref(),
+                        token: &token,
+                        record: record.as_ref(),
+                    };
+                    let result = read_with_retry(kind.as_ref(), &cx, &lookup).await;
+                    (id, result)
+                },
+                span,
+            ));
         }
         let mut observed = HashMap::new();
         let mut failures = Vec::new();

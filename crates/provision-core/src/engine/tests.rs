@@ -857,3 +857,37 @@ fn the_registry_refuses_two_kinds_of_one_name() {
     );
     assert_eq!(kinds.names(), ["fake.slow", "fake.thing"]);
 }
+
+/// A node that cannot start yet says what it waits for (the printer shows it with `-v`).
+#[tokio::test]
+async fn a_waiting_node_says_what_it_waits_for() {
+    let w = world();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let events = w.events.0.lock().unwrap().clone();
+    let blocked: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Blocked { id, on } => Some((id.to_string(), on.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        blocked.contains(&("net/subnet".into(), "net/vpc".into())),
+        "{blocked:?}"
+    );
+    // Once per change of what it waits for, not once per scheduling pass.
+    for (id, _) in &blocked {
+        let mut ons: Vec<&String> = blocked
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, on)| on)
+            .collect();
+        let n = ons.len();
+        ons.dedup();
+        assert_eq!(
+            ons.len(),
+            n,
+            "{id} said twice in a row what it waits for: {blocked:?}"
+        );
+    }
+}
