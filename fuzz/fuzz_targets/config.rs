@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use provision_core::config::{Checks, ConfigError, parse_with};
+use provision_config::{Checks, ConfigError, parse_with};
 
 /// A project folder with the build folders configs usually name, made once.
 fn project() -> &'static Path {

@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use provision_core::config::Platform;
+use provision_core::platform::Platform;
 use sha2::{Digest, Sha256};
 
 use crate::ignore::{DockerIgnore, PatternError};

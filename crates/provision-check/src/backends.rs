@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use aws_sdk_ecr::types::ImageIdentifier;
-use provision_core::config::{Config, EndpointModel, huggingface};
+use provision_config::{Config, EndpointModel, huggingface};
 
 use crate::{Area, Finding};
 

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use provision_build::{BuildError, Builder, BuilderKind};
-use provision_core::config::{self, Checks, Config, EndpointModel, ImageSource, Platform};
+use provision_config::{self as config, Checks, Config, EndpointModel, ImageSource, Platform};
 
 use crate::{Area, Finding};
 

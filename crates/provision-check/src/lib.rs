@@ -176,7 +176,7 @@ impl Clients {
 /// Returns the zone, when it exists, for [`zone::delegation`].
 pub async fn fast(
     clients: &Clients,
-    config: &provision_core::config::Config,
+    config: &provision_config::Config,
     state: &provision_core::state::State,
 ) -> (Vec<Finding>, Option<Zone>) {
     let zone_and_records = async {

@@ -5,7 +5,7 @@
 //! their create refuses to overwrite one it did not write), so the app's records are looked
 //! up here.
 
-use provision_core::config::{Config, EndpointModel, ImageSource};
+use provision_config::{Config, EndpointModel, ImageSource};
 use provision_core::engine::Failure;
 use provision_core::resource::ErrorClass;
 use provision_core::state::State;

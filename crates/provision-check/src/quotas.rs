@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_servicequotas::Client as Quotas;
-use provision_core::config::{Capacity, Config};
+use provision_config::{Capacity, Config};
 
 use crate::{Area, Finding};
 

@@ -2,7 +2,7 @@
 //! so the certificate's validation records and the app's alias record can be written in it.
 
 use aws_sdk_route53::Client;
-use provision_core::config::Config;
+use provision_config::Config;
 
 use crate::{Area, Finding};
 

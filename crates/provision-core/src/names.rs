@@ -1,6 +1,6 @@
 //! Deterministic physical names, within each service's limits.
 //!
-//! A name is built from the stack name (`streamlit-app-<environment>`) and a suffix naming
+//! A name is built from the stack name (`<app>-<environment>`) and a suffix naming
 //! the resource. When the result is longer than the service allows, it is cut and a short
 //! hash of the full name is appended, so two long names never collide and the same inputs
 //! always give the same name (a rerun finds what an earlier, interrupted run created).
@@ -81,18 +81,18 @@ mod tests {
 
     #[test]
     fn short_names_are_kept() {
-        assert_eq!(fit("streamlit-app-dev", "alb", 32), "streamlit-app-dev-alb");
+        assert_eq!(fit("webshop-dev", "alb", 32), "webshop-dev-alb");
     }
 
     #[test]
     fn long_names_are_cut_with_a_stable_hash() {
-        let a = fit("streamlit-app-verylongenvironment", "alb", 32);
-        let b = fit("streamlit-app-verylongenvironment", "alb", 32);
-        let c = fit("streamlit-app-verylongenvironmenu", "alb", 32);
+        let a = fit("webshop-a-verylongenvironment", "alb", 32);
+        let b = fit("webshop-a-verylongenvironment", "alb", 32);
+        let c = fit("webshop-a-verylongenvironmenu", "alb", 32);
         assert_eq!(a, b);
         assert_ne!(a, c, "names that differ only past the cut must not collide");
         assert!(a.len() <= 32, "{a}");
-        assert!(a.starts_with("streamlit-app-verylonge"), "{a}");
+        assert!(a.starts_with("webshop-a-verylongenviro"), "{a}");
         assert!(!a.contains("--"), "{a}");
     }
 
@@ -101,8 +101,8 @@ mod tests {
         let env = "a".repeat(20);
         for max in [limits::LOAD_BALANCER, limits::IAM_ROLE, limits::SAGEMAKER] {
             let n = fit(
-                &format!("streamlit-app-{env}"),
-                "sentiment-explanations-endpoint-role",
+                &format!("webshop-{env}"),
+                "recommendations-model-endpoint-execution-role",
                 max,
             );
             assert!(n.len() <= max, "{n} is longer than {max}");
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn dns_safe_names() {
-        assert_eq!(dns_safe("COUNTERFACTUAL_LAMBDA"), "counterfactual-lambda");
+        assert_eq!(dns_safe("ORDER_LAMBDA"), "order-lambda");
         assert_eq!(dns_safe("__a..b__"), "a-b");
     }
 }

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event::{Event, EventSink};
+use crate::input::add_dep;
+pub use crate::input::{Dep, Derived, Exists, Input, Outputs, Ready, Ref, Unresolved, Until};
 pub use crate::state::Record;
 
 /// Tag naming the stack that owns a resource.
@@ -25,7 +26,7 @@ pub const TAG_STACK: &str = "provision:stack";
 /// Tag naming the logical id of a resource within its stack.
 pub const TAG_ID: &str = "provision:id";
 
-/// A resource's name within the stack, such as `network/vpc` or `endpoint/sentiment/model`.
+/// A resource's name within the stack, such as `network/vpc` or `endpoint/search/model`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LogicalId(String);
@@ -298,7 +299,7 @@ pub enum Owner {
 /// The stack a run works on: what every tag and name derives from.
 #[derive(Clone, Debug)]
 pub struct Stack {
-    /// `streamlit-app-<environment>`: the `provision:stack` tag and the name prefix.
+    /// The `provision:stack` tag and the prefix of every physical name (`<app>-<environment>`).
     pub name: String,
     pub account: String,
     pub region: String,
@@ -608,92 +609,18 @@ pub trait Kind: Send + Sync + 'static {
     async fn delete(&self, cx: &Cx, record: &Record) -> Result<(), ResourceError>;
 }
 
-/// A typed handle on another node's outputs.
-pub struct Ref<T> {
-    id: LogicalId,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for Ref<T> {
-    fn clone(&self) -> Self {
-        Ref {
-            id: self.id.clone(),
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for Ref<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ref({})", self.id)
-    }
-}
-
-impl<T> Ref<T> {
-    pub fn new(id: impl Into<LogicalId>) -> Self {
-        Ref {
-            id: id.into(),
-            _t: PhantomData,
-        }
-    }
-    pub fn id(&self) -> &LogicalId {
-        &self.id
-    }
-}
-
-/// A value not known yet because what it comes from has not been created.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("known after {0} is created")]
-pub struct Unresolved(pub LogicalId);
-
-/// The outputs of a node's dependencies, as its spec function sees them.
-pub struct Inputs<'a> {
-    outputs: &'a HashMap<LogicalId, Value>,
-}
-
-impl<'a> Inputs<'a> {
-    pub fn new(outputs: &'a HashMap<LogicalId, Value>) -> Self {
-        Inputs { outputs }
-    }
-
-    /// The typed outputs of `r`, or [`Unresolved`] if it has none yet.
-    pub fn get<T: DeserializeOwned>(&self, r: &Ref<T>) -> Result<T, Unresolved> {
-        self.outputs
-            .get(&r.id)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .ok_or_else(|| Unresolved(r.id.clone()))
-    }
-
-    /// The raw outputs of a node, if known.
-    pub fn raw(&self, id: &LogicalId) -> Option<&Value> {
-        self.outputs.get(id)
-    }
-}
-
-/// When a dependent may start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Until {
-    /// Once the dependency exists and its outputs are known (an endpoint's name and ARN).
-    Exists,
-    /// Once the dependency is ready for use (the NAT gateway is `available`).
-    Ready,
-}
-
-#[derive(Clone, Debug)]
-pub struct Dep {
-    pub id: LogicalId,
-    pub until: Until,
-}
-
-pub type SpecFn = Box<dyn Fn(&Inputs<'_>) -> Result<Settings, Unresolved> + Send + Sync>;
-
-/// One resource of the stack: a kind, an identity, dependencies and desired settings.
+/// One resource of the stack: a kind, an identity, and desired settings computed from what it
+/// reads (see [`crate::input`]). Its dependencies are what its settings read, plus what it is
+/// explicitly ordered after.
 pub struct Node {
     pub id: LogicalId,
     pub kind: Arc<dyn Kind>,
     pub name: Option<String>,
-    pub deps: Vec<Dep>,
-    pub spec: SpecFn,
+    spec: Derived<Settings>,
+    /// Dependencies whose outputs it does not read.
+    ordering: Vec<Dep>,
+    /// Both of the above, each id once.
+    deps: Vec<Dep>,
 }
 
 impl fmt::Debug for Node {
@@ -708,53 +635,76 @@ impl fmt::Debug for Node {
 }
 
 impl Node {
+    /// A node with no settings and no dependencies yet.
     pub fn new(id: impl Into<LogicalId>, kind: Arc<dyn Kind>) -> Self {
         Node {
             id: id.into(),
             kind,
             name: None,
+            spec: Derived::new((), |()| Settings::new()),
+            ordering: Vec::new(),
             deps: Vec::new(),
-            spec: Box::new(|_| Ok(Settings::new())),
         }
     }
 
+    /// Its deterministic physical name.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// Starts after `dep` is ready.
-    pub fn after<T>(mut self, dep: &Ref<T>) -> Self {
-        self.add_dep(dep.id.clone(), Until::Ready);
-        self
-    }
-
-    /// Starts as soon as `dep` exists (its outputs are known), without waiting for it to be ready.
-    pub fn after_exists<T>(mut self, dep: &Ref<T>) -> Self {
-        self.add_dep(dep.id.clone(), Until::Exists);
-        self
-    }
-
-    fn add_dep(&mut self, id: LogicalId, until: Until) {
-        match self.deps.iter_mut().find(|d| d.id == id) {
-            // Ready is the stronger requirement; keep it if either asks for it.
-            Some(d) => {
-                if until == Until::Ready {
-                    d.until = Until::Ready;
-                }
-            }
-            None => self.deps.push(Dep { id, until }),
-        }
-    }
-
-    /// The desired settings, computed from the dependencies' outputs.
-    pub fn spec<T, F>(mut self, f: F) -> Self
+    /// Its desired settings: `f` of the values of `input`, which become its dependencies. `f`
+    /// sees nothing else, so a dependency cannot be read without being declared.
+    pub fn spec<I, S, F>(mut self, input: I, f: F) -> Self
     where
-        T: Serialize,
-        F: Fn(&Inputs<'_>) -> Result<T, Unresolved> + Send + Sync + 'static,
+        I: Input,
+        S: Serialize,
+        F: Fn(I::Value) -> S + Send + Sync + 'static,
     {
-        self.spec = Box::new(move |inputs| f(inputs).map(|t| to_settings(&t)));
+        self.spec = Derived::new(input, move |value| to_settings(&f(value)));
+        self.update_deps();
         self
+    }
+
+    /// Desired settings that read nothing from other nodes.
+    pub fn fixed<S: Serialize>(self, spec: &S) -> Self {
+        let settings = to_settings(spec);
+        self.spec((), move |()| settings.clone())
+    }
+
+    /// Starts only once `dep` exists (`Until::Exists`) or is ready (`Until::Ready`), without
+    /// reading its outputs: for what must be in place first, such as the policies of a role the
+    /// node passes to a service, or the route that gives a service's tasks a way out.
+    pub fn ordered_after<T>(mut self, dep: &Ref<T>, until: Until) -> Self {
+        add_dep(
+            &mut self.ordering,
+            Dep {
+                id: dep.id().clone(),
+                until,
+            },
+        );
+        self.update_deps();
+        self
+    }
+
+    fn update_deps(&mut self) {
+        let mut deps = self.spec.deps().to_vec();
+        for d in &self.ordering {
+            add_dep(&mut deps, d.clone());
+        }
+        self.deps = deps;
+    }
+
+    /// Everything it waits for, each id once: what its settings read, then what it is ordered
+    /// after.
+    pub fn deps(&self) -> &[Dep] {
+        &self.deps
+    }
+
+    /// Its desired settings, from the outputs published so far. It sees only the outputs of
+    /// what it reads: [`Unresolved`] when one of those is not known yet.
+    pub fn settings(&self, outputs: &HashMap<LogicalId, Value>) -> Result<Settings, Unresolved> {
+        self.spec.eval(outputs)
     }
 
     /// A typed handle on this node's outputs.

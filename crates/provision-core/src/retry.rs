@@ -8,8 +8,8 @@
 //! decides whether to wait and try again. Errors no policy matches are returned at once.
 //!
 //! The policies themselves name AWS error codes, so they live with the AWS layer
-//! (`provision_aws::retry`); this module is the mechanism, and the engine's generic ones
-//! ([`TRANSIENT`], and the lost-reply handling in the engine's create) use it too.
+//! (`provision_aws::retry`); this module is the mechanism, and holds the engine's generic ones:
+//! [`TRANSIENT`] (reads and deletes) and [`LOST_REPLY`] with [`create_or_find`] (creates).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -93,6 +93,105 @@ pub const TRANSIENT: Policy = Policy {
     },
 };
 
+/// A create that failed with a transient error, or with "already exists", may have happened
+/// though its reply was lost: the engine looks the resource up before trying again, and adopts
+/// what it finds (see [`create_or_find`]). A conflict ([`ErrorClass::Conflict`]) is never taken
+/// for this: something else is changing a resource of that name, which is not ours to adopt.
+/// terraform-provider-aws does the same for creates it cannot make idempotent
+/// (`tfresource.RetryWhenNotFound` after a create, internal/tfresource/retry.go).
+pub const LOST_REPLY: Policy = Policy {
+    name: "lost-reply",
+    why: "the create may have happened though its reply was lost",
+    operations: &[],
+    matches: &[
+        Match::Class(ErrorClass::Transient),
+        Match::Class(ErrorClass::AlreadyExists),
+    ],
+    // The same deadline as other transient errors (`--timeout transient=`).
+    timeout: TRANSIENT.timeout,
+    backoff: Backoff {
+        first: Duration::ZERO,
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(16),
+        factor: 2.0,
+    },
+};
+
+/// How [`create_or_find`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created<T> {
+    /// The create call answered.
+    New(T),
+    /// A create's reply was lost (or the resource was there already): found by looking it up.
+    Found(T),
+}
+
+/// Creates under [`LOST_REPLY`]: on an error the policy matches, looks the resource up with
+/// `find` first, and returns what it finds; else waits and creates again, until the policy's
+/// deadline. Any other error, from either call, is returned at once.
+pub async fn create_or_find<T, C, CF, F, FF>(
+    cx: &Cx,
+    mut create: C,
+    mut find: F,
+) -> Result<Created<T>, ResourceError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, ResourceError>>,
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>, ResourceError>>,
+{
+    let policy = &LOST_REPLY;
+    let since = Instant::now();
+    let mut delay = policy.backoff.initial;
+    let mut attempts = 0u32;
+    loop {
+        let e = match create().await {
+            Ok(v) => return Ok(Created::New(v)),
+            Err(e) => e,
+        };
+        if !policy.applies(&e) {
+            return Err(e);
+        }
+        match find().await {
+            Ok(Some(found)) => {
+                tracing::debug!(
+                    target: "provision::engine",
+                    id = %cx.id(),
+                    after = %e.message,
+                    "found what an earlier attempt created"
+                );
+                return Ok(Created::Found(found));
+            }
+            Ok(None) => {}
+            Err(f) if f.is_transient() => {}
+            Err(f) => return Err(f),
+        }
+        let waited = since.elapsed();
+        let deadline = cx.timeout(&policy.timeout);
+        if waited >= deadline {
+            return Err(gave_up(e, policy, waited));
+        }
+        attempts += 1;
+        tracing::debug!(
+            target: "provision::engine",
+            id = %cx.id(),
+            policy = policy.name,
+            attempt = attempts,
+            code = e.code.as_deref().unwrap_or(""),
+            error = %e.message,
+            "not found after a failed create; creating again"
+        );
+        cx.progress(format!("retrying after: {}", e.message));
+        let remaining = deadline.saturating_sub(waited);
+        cx.sleep(
+            cx.scaled(delay)
+                .min(remaining.max(Duration::from_millis(10))),
+        )
+        .await?;
+        delay = delay.mul_f64(policy.backoff.factor).min(policy.backoff.max);
+    }
+}
+
 /// Runs `call` until it succeeds, fails with an error none of `policies` retries, or the
 /// deadline of the policy that matched passes. Each retry is reported as progress, naming the
 /// policy, so a slow run says why it is slow.
@@ -126,6 +225,7 @@ where
         }
         attempts += 1;
         tracing::debug!(
+            target: "provision::engine",
             id = %cx.id(),
             policy = policy.name,
             attempt = attempts,
@@ -281,6 +381,56 @@ mod tests {
             "{:?}",
             e.hint
         );
+    }
+
+    #[tokio::test]
+    async fn a_lost_create_is_found_and_a_conflict_is_never_adopted() {
+        let cx = cx(HashMap::new());
+        let finds = AtomicU32::new(0);
+        // The create happened, its reply was lost: the lookup finds it.
+        let out = create_or_find(
+            &cx,
+            || async { Err::<&str, _>(ResourceError::transient("connection reset")) },
+            || async {
+                finds.fetch_add(1, Ordering::SeqCst);
+                Ok(Some("found"))
+            },
+        )
+        .await;
+        assert_eq!(out.ok(), Some(Created::Found("found")));
+        // It did not happen: nothing found, so it is created again.
+        let creates = AtomicU32::new(0);
+        let out = create_or_find(
+            &cx,
+            || async {
+                if creates.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(ResourceError::new(ErrorClass::AlreadyExists, "taken"))
+                } else {
+                    Ok("made")
+                }
+            },
+            || async { Ok(None) },
+        )
+        .await;
+        assert_eq!(out.ok(), Some(Created::New("made")));
+        // A conflict is reported, with no lookup and no adoption.
+        let before = finds.load(Ordering::SeqCst);
+        let out = create_or_find(
+            &cx,
+            || async {
+                Err::<&str, _>(ResourceError::new(
+                    ErrorClass::Conflict,
+                    "update in progress",
+                ))
+            },
+            || async {
+                finds.fetch_add(1, Ordering::SeqCst);
+                Ok(Some("someone else's"))
+            },
+        )
+        .await;
+        assert_eq!(out.err().map(|e| e.class), Some(ErrorClass::Conflict));
+        assert_eq!(finds.load(Ordering::SeqCst), before);
     }
 
     #[test]

@@ -507,7 +507,7 @@ mod tests {
             kind: "ec2.vpc".into(),
             status: Status::Ready,
             physical_id: Some("vpc-1".into()),
-            name: Some("streamlit-app-vpc-dev".into()),
+            name: Some("webshop-vpc-dev".into()),
             token: "abc".into(),
             generation: 0,
             deps: vec![],
@@ -523,7 +523,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path().join("s/dev.state.json"));
         assert_eq!(store.load().await.unwrap(), None);
-        let mut state = State::new("streamlit-app-dev", "123456789012", "us-east-1");
+        let mut state = State::new("webshop-dev", "123456789012", "us-east-1");
         state.resources.insert("network/vpc".into(), record());
         store.save(&state).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(state));
@@ -613,15 +613,15 @@ mod tests {
 
     #[test]
     fn mismatched_state_is_refused() {
-        let state = State::new("streamlit-app-dev", "123456789012", "us-east-1");
+        let state = State::new("webshop-dev", "123456789012", "us-east-1");
         assert!(
             state
-                .check_matches("streamlit-app-dev", "123456789012", "us-east-1", "f")
+                .check_matches("webshop-dev", "123456789012", "us-east-1", "f")
                 .is_ok()
         );
         let err = state
-            .check_matches("streamlit-app-prod", "123456789012", "us-east-1", "f")
+            .check_matches("webshop-prod", "123456789012", "us-east-1", "f")
             .unwrap_err();
-        assert!(err.to_string().contains("streamlit-app-dev"), "{err}");
+        assert!(err.to_string().contains("webshop-dev"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::ImageIdentifier;
 use provision_build::{BuildError, BuildRequest, Builder, Context, PreparedImage};
-use provision_core::config::Platform;
+use provision_core::platform::Platform;
 use provision_core::resource::{
     Cx, Desired, Kind, Live, Lookup, Record, ResourceError, to_settings,
 };

@@ -13,7 +13,7 @@ use aws_sdk_ecr::types::LayerAvailability;
 use flate2::Compression;
 use provision_aws::ApiCalls;
 use provision_build::{ImageArchive, PreparedImage};
-use provision_core::config::Platform;
+use provision_core::platform::Platform;
 use provision_core::resource::{Cx, Stack};
 use provision_ecr::push::{self, MAX_PART};
 use provision_testkit::Emulator;

@@ -321,7 +321,7 @@ impl Run {
                 self.kinds.function.clone(),
             )
             .named(NAME)
-            .spec(move |_| Ok(spec.clone())),
+            .fixed(&spec),
         )
         .unwrap();
         g
@@ -355,7 +355,7 @@ impl Run {
         let handle = StateHandle::new(store, state);
         let mut registry = Kinds::new();
         for k in self.kinds.all() {
-            registry.add(k);
+            registry.add(k).unwrap();
         }
         engine
             .apply(Arc::new(graph), prepared, handle, &registry)

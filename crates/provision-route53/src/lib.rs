@@ -409,13 +409,47 @@ impl Kind for RecordKind {
             }
             return Err(not_ours(&found, &spec));
         }
-        change(
+        match change(
             &self.r53,
             &spec.hosted_zone_id,
             ChangeAction::Create,
             record_set(&spec)?,
         )
-        .await?;
+        .await
+        {
+            Ok(()) => {}
+            // "Already exists", yet an exact lookup finds nothing: nobody holds the name, so an
+            // UPSERT writes just what the CREATE would have. moto answers an identical CREATE seen
+            // before in the zone's change journal this way whenever any record sorts after the
+            // name (moto/route53/models.py, change_resource_record_sets: it tests
+            // get_record_sets(start_name=...), a listing from that name on, for emptiness), which
+            // every up after a down of the same stack sends.
+            Err(e) if e.class == ErrorClass::AlreadyExists => {
+                if let Some(rr) = find(
+                    &self.r53,
+                    &spec.hosted_zone_id,
+                    &spec.name,
+                    &spec.record_type,
+                )
+                .await?
+                {
+                    let found = spec_of(&spec.hosted_zone_id, &rr);
+                    return if found == spec {
+                        live(&found)
+                    } else {
+                        Err(not_ours(&found, &spec))
+                    };
+                }
+                change(
+                    &self.r53,
+                    &spec.hosted_zone_id,
+                    ChangeAction::Upsert,
+                    record_set(&spec)?,
+                )
+                .await?;
+            }
+            Err(e) => return Err(e),
+        }
         live(&spec)
     }
 

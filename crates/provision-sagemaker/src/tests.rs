@@ -473,13 +473,11 @@ impl Run {
         let image = image.to_string();
         let model = Node::new("endpoint/sentiment/model", self.kinds.model.clone())
             .named(stem)
-            .spec(move |_| {
-                Ok(ModelSpec {
-                    execution_role_arn: ROLE.into(),
-                    image: image.clone(),
-                    environment: BTreeMap::from([("HF_TASK".to_string(), "fill-mask".to_string())]),
-                    model_data_url: None,
-                })
+            .fixed(&ModelSpec {
+                execution_role_arn: ROLE.into(),
+                image,
+                environment: BTreeMap::from([("HF_TASK".to_string(), "fill-mask".to_string())]),
+                model_data_url: None,
             });
         let m: Ref<ModelOut> = model.handle();
         let config = Node::new(
@@ -487,32 +485,20 @@ impl Run {
             self.kinds.endpoint_config.clone(),
         )
         .named(stem)
-        .after(&m)
-        .spec({
-            let m = m.clone();
-            move |inputs| {
-                Ok(EndpointConfigSpec {
-                    model_name: inputs.get(&m)?.model_name,
-                    capacity: Capacity::Serverless {
-                        memory_size_in_mb: memory,
-                        max_concurrency: 1,
-                        provisioned_concurrency: None,
-                    },
-                })
-            }
+        .spec(m.ready(), move |model| EndpointConfigSpec {
+            model_name: model.model_name,
+            capacity: Capacity::Serverless {
+                memory_size_in_mb: memory,
+                max_concurrency: 1,
+                provisioned_concurrency: None,
+            },
         });
         let c: Ref<EndpointConfigOut> = config.handle();
         let endpoint = Node::new("endpoint/sentiment", self.kinds.endpoint.clone())
             .named("sentiment")
-            .after(&c)
-            .spec({
-                let c = c.clone();
-                move |inputs| {
-                    Ok(EndpointSpec {
-                        endpoint_config_name: inputs.get(&c)?.endpoint_config_name,
-                        failed: false,
-                    })
-                }
+            .spec(c.ready(), |config| EndpointSpec {
+                endpoint_config_name: config.endpoint_config_name,
+                failed: false,
             });
         for n in [model, config, endpoint] {
             g.add(n).unwrap();
@@ -542,7 +528,7 @@ impl Run {
         let handle = StateHandle::new(self.store(), state);
         let mut registry = Kinds::new();
         for k in self.kinds.all() {
-            registry.add(k);
+            registry.add(k).unwrap();
         }
         engine
             .apply(Arc::new(graph), prepared, handle, &registry)
@@ -555,7 +541,7 @@ impl Run {
         let handle = StateHandle::new(self.store(), self.state().await);
         let mut registry = Kinds::new();
         for k in self.kinds.all() {
-            registry.add(k);
+            registry.add(k).unwrap();
         }
         engine.destroy(handle, &registry).await.map(|_| ())
     }

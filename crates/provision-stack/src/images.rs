@@ -11,11 +11,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use provision_build::Context;
-use provision_core::Config;
-use provision_core::config::{EndpointModel, ImageSource, Platform};
+use provision_config::Config;
+use provision_config::{EndpointModel, ImageSource, Platform};
 use provision_core::graph::{Graph, GraphError};
+use provision_core::input::Ref;
 use provision_core::names;
-use provision_core::resource::{Kind, Node, Ref};
+use provision_core::resource::{Kind, Node};
 use provision_ecr::{
     BuiltImageSpec, EcrKinds, ExistingImage, ExistingImageSpec, RepositoryOut, RepositorySpec,
 };
@@ -153,20 +154,20 @@ impl<'k> Images<'k> {
         }
         let consumers: Consumers = Arc::new(Mutex::new(BTreeSet::from([consumer])));
         let shared = consumers.clone();
+        // Read when the plan is made, not now: a consumer added later still counts.
         let node = Node::new(repository_id(folder), self.kinds.ecr.repository.clone())
             .named(repository_name(&self.stack, folder))
-            .spec(move |_| {
+            .spec((), move |()| {
                 let lambda_pull = shared
                     .lock()
                     .map(|c| c.contains(&Consumer::Function))
                     .unwrap_or(true);
-                Ok(RepositorySpec {
+                RepositorySpec {
                     lambda_pull,
                     ..RepositorySpec::default()
-                })
+                }
             });
-        let r: Ref<RepositoryOut> = node.handle();
-        g.add(node)?;
+        let r: Ref<RepositoryOut> = g.insert(node)?;
         self.repositories
             .insert(folder.to_string(), (r.clone(), consumers));
         Ok(r)
@@ -188,32 +189,29 @@ impl<'k> Images<'k> {
         let context = Context::new(self.root.join(&folder), platform);
         // Hashed once, when the plan first needs it (never for runs that only delete).
         let tag: Arc<OnceLock<Result<String, String>>> = Arc::new(OnceLock::new());
-        let (repo, label) = (repository.clone(), folder.clone());
+        let label = folder.clone();
         let node = Node::new(
             image_id(&folder, platform),
             self.kinds.ecr.built_image.clone(),
         )
-        .after(&repository)
-        .spec(move |inputs| {
-            let out = inputs.get(&repo)?;
+        .spec(repository.ready(), move |repository| {
             let hashed = tag.get_or_init(|| hash(&context));
             let (tag, context_error) = match hashed {
                 Ok(t) => (t.clone(), None),
                 Err(e) => (String::new(), Some(e.clone())),
             };
-            Ok(BuiltImageSpec {
-                repository_name: out.repository_name,
-                repository_uri: out.repository_uri,
+            BuiltImageSpec {
+                repository_name: repository.repository_name,
+                repository_uri: repository.repository_uri,
                 tag,
                 folder: label.clone(),
                 dockerfile: context.dockerfile.clone(),
                 platform: platform.oci().to_string(),
                 build_args: context.build_args.clone(),
                 context_error,
-            })
+            }
         });
-        let r: Ref<ImageOut> = node.handle();
-        g.add(node)?;
+        let r: Ref<ImageOut> = g.insert(node)?;
         self.built.insert((folder, platform), r.clone());
         Ok(r)
     }
@@ -240,9 +238,8 @@ impl<'k> Images<'k> {
             self.kinds.ecr.existing_image.clone(),
         )
         .named(ExistingImage::node_name(repository, tag))
-        .spec(move |_| Ok(spec.clone()));
-        let r: Ref<ImageOut> = node.handle();
-        g.add(node)?;
+        .fixed(&spec);
+        let r: Ref<ImageOut> = g.insert(node)?;
         self.existing.insert(key, r.clone());
         Ok(r)
     }
@@ -286,7 +283,6 @@ impl<'k> Images<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provision_core::resource::Inputs;
     use serde_json::{Value, json};
 
     #[test]
@@ -305,7 +301,7 @@ mod tests {
         );
         let long = repository_name("streamlit-app-dev", &"x".repeat(300));
         assert!(long.len() <= names::limits::ECR_REPOSITORY);
-        assert!(provision_core::config::is_ecr_repository(&long), "{long}");
+        assert!(provision_config::is_ecr_repository(&long), "{long}");
     }
 
     /// A project folder with an app Dockerfile, removed when dropped.
@@ -333,7 +329,7 @@ mod tests {
                 "account": "123456789012", "region": "us-east-1", "environment": "dev",
                 "hosted_zone_id": "Z123", "domain_name": "example.com", "platform": "amd64",
             });
-            let config = provision_core::config::parse(
+            let config = provision_config::parse(
                 &text.to_string(),
                 std::path::Path::new("config.json"),
                 &self.0,
@@ -369,7 +365,7 @@ mod tests {
 
     fn settings(g: &Graph, id: &str, outputs: &HashMap<provision_core::LogicalId, Value>) -> Value {
         let node = g.get(&id.into()).unwrap();
-        Value::Object((node.spec)(&Inputs::new(outputs)).unwrap())
+        Value::Object(node.settings(outputs).unwrap())
     }
 
     #[test]
@@ -448,7 +444,7 @@ mod tests {
                 .unwrap();
         edit(&mut config);
         let root = repo.join("examples/offline");
-        let config = provision_core::config::parse(
+        let config = provision_config::parse(
             &config.to_string(),
             std::path::Path::new("local.json"),
             &root,

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use provision_aws::Aws;
-use provision_core::Config;
+use provision_config::Config;
 use provision_core::engine;
 use provision_core::graph::{Graph, GraphError};
+use provision_core::input::Derived;
 use provision_core::resource::Kind;
 use serde_json::Value;
 
@@ -19,6 +20,9 @@ pub mod backends;
 pub mod images;
 pub mod network;
 pub mod web;
+
+#[cfg(test)]
+mod tests;
 
 /// One client per service, all carrying the API call ledger.
 #[derive(Clone)]
@@ -94,18 +98,14 @@ impl Kinds {
     }
 
     /// Every kind by name: how `down` finds the code to delete what the state records, whatever
-    /// the config says now.
-    pub fn registry(&self) -> engine::Kinds {
+    /// the config says now. Two kinds of one name are an error, not a silent overwrite.
+    pub fn registry(&self) -> Result<engine::Kinds, StackError> {
         let mut all: Vec<Arc<dyn Kind>> = self.ec2.all();
         all.extend(self.iam.all());
         all.extend(self.images.all());
         all.extend(self.web.all());
         all.extend(self.backends.all());
-        let mut registry = engine::Kinds::new();
-        for k in all {
-            registry.add(k);
-        }
-        registry
+        Ok(engine::Kinds::of(all)?)
     }
 }
 
@@ -130,6 +130,8 @@ impl Project {
 pub enum StackError {
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Kinds(#[from] engine::DuplicateKind),
     #[error("{0}")]
     Invalid(String),
 }
@@ -143,24 +145,19 @@ pub fn graph(project: &Project, kinds: &Kinds) -> Result<Graph, StackError> {
     let web = web::add(&mut g, project, kinds, &net, &mut images, &backends)?;
     images.finish(&mut g)?;
 
-    let outputs = [net.outputs(), backends.outputs(), web.outputs()];
-    g.set_outputs(Box::new(move |inputs| {
-        let mut all = BTreeMap::new();
-        for part in &outputs {
-            all.extend(part(inputs)?);
-        }
-        Ok(all)
-    }));
+    g.set_outputs(Derived::new(
+        (net.outputs(), backends.outputs(), web.outputs()),
+        |(net, backends, web)| {
+            let mut all = net;
+            all.extend(backends);
+            all.extend(web);
+            all
+        },
+    ));
     // Every node must be reachable in a valid order before anything runs.
     g.order()?;
     Ok(g)
 }
 
-/// How a part of the stack contributes to the stack's outputs.
-pub type OutputsPart = Box<
-    dyn Fn(
-            &provision_core::resource::Inputs<'_>,
-        ) -> Result<BTreeMap<String, Value>, provision_core::resource::Unresolved>
-        + Send
-        + Sync,
->;
+/// How a part of the stack contributes to the stack's outputs: derived from what it reads.
+pub type OutputsPart = Derived<BTreeMap<String, Value>>;

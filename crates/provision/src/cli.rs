@@ -201,7 +201,7 @@ pub fn parse_timeout(s: &str) -> Result<(String, Duration), String> {
     }
     if provision_aws::timeouts::find(key).is_none() {
         let keys: Vec<&str> = provision_aws::timeouts::ALL.iter().map(|t| t.key).collect();
-        let suggestion = provision_core::config::did_you_mean(key, &keys)
+        let suggestion = provision_core::suggest::did_you_mean(key, &keys)
             .map(|k| format!("did you mean `{k}`? "))
             .unwrap_or_default();
         return Err(format!(

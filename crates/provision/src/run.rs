@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use provision_aws::{Aws, Options};
-use provision_core::config::{self, Checks, Config, ConfigError};
+use provision_config::{self as config, Checks, Config, ConfigError};
 use provision_core::engine::{Engine, RunError};
 
 use provision_core::resource::{RunSettings, Stack};
@@ -432,6 +432,7 @@ pub(crate) async fn observe(
     let state = session.load_state(&store).await?;
     let (_tx, rx) = watch::channel(false);
     let engine = session.engine(&ApplyOptions::default_with_concurrency(), rx)?;
-    let observed = engine.observe(&state, &kinds.registry()).await;
+    let registry = kinds.registry().map_err(|e| Failure::new(e.to_string()))?;
+    let observed = engine.observe(&state, &registry).await;
     Ok((session, observed, aws))
 }

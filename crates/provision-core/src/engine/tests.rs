@@ -7,9 +7,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::json;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
 use super::*;
-use crate::resource::{Node, Ref, Settings, to_settings};
-use crate::state::LocalStore;
+use crate::event::{Event, EventSink};
+use crate::graph::Graph;
+use crate::plan::Action;
+use crate::resource::{Derived, Desired, Kind, Live, Lookup, Node, Ref, Settings, to_settings};
+use crate::state::{Deposed, LocalStore, Record, State, StateStore, Status};
 
 #[derive(Clone, Debug)]
 struct Obj {
@@ -28,6 +37,8 @@ struct Cloud {
     lose_reply: StdMutex<Vec<String>>,
     /// Logical ids whose create fails.
     fail_create: StdMutex<Vec<String>>,
+    /// Every create call's logical id and idempotency token, in order.
+    tokens: StdMutex<Vec<(String, String)>>,
 }
 
 impl Cloud {
@@ -129,6 +140,11 @@ impl Kind for FakeKind {
     }
     async fn create(&self, cx: &Cx, desired: &Desired) -> Result<Live, ResourceError> {
         let id = desired.id.to_string();
+        self.cloud
+            .tokens
+            .lock()
+            .unwrap()
+            .push((id.clone(), desired.token.clone()));
         if self.cloud.fail_create.lock().unwrap().contains(&id) {
             return Err(ResourceError::fatal(format!("{id} refused")).with_hint("fix it"));
         }
@@ -239,14 +255,11 @@ fn world() -> World {
         slow: false,
         hidden: &[],
     });
-    let mut kinds = Kinds::new();
-    for k in [&thing, &slow, &cbd] {
-        kinds.add(k.clone());
-    }
+    let kinds = Kinds::of([&thing, &slow, &cbd].map(|k| k.clone() as Arc<dyn Kind>)).unwrap();
     let events = Arc::new(Recorder(StdMutex::new(Vec::new())));
     let (tx, rx) = watch::channel(false);
     let stack = Stack {
-        name: "streamlit-app-test".into(),
+        name: "webshop-test".into(),
         account: "123456789012".into(),
         region: "us-east-1".into(),
     };
@@ -283,7 +296,7 @@ impl World {
             .load()
             .await
             .unwrap()
-            .unwrap_or_else(|| State::new("streamlit-app-test", "123456789012", "us-east-1"))
+            .unwrap_or_else(|| State::new("webshop-test", "123456789012", "us-east-1"))
     }
 
     /// vpc <- subnet <- service, with `size` settings; `slow` makes the vpc need a wait.
@@ -291,32 +304,28 @@ impl World {
         let mut g = Graph::new();
         let vpc = Node::new("net/vpc", self.slow.clone())
             .named("vpc")
-            .spec(move |_| Ok(json!({"size": size})));
+            .fixed(&json!({"size": size}));
         let vpc_ref: Ref<Out> = vpc.handle();
         let zone = zone.to_string();
-        let r = vpc_ref.clone();
-        let subnet = Node::new("net/subnet", self.thing.clone())
-            .after(&vpc_ref)
-            .spec(move |i| Ok(json!({"vpc": i.get(&r)?.id, "zone": zone})));
+        let subnet = Node::new("net/subnet", self.thing.clone()).spec(
+            vpc_ref.ready(),
+            move |vpc| json!({"vpc": vpc.id, "zone": zone}),
+        );
         let subnet_ref: Ref<Out> = subnet.handle();
         let config = Node::new("ml/config", self.cbd.clone())
             .named(format!("config-{cbd_size}"))
-            .spec(move |_| Ok(json!({"size": cbd_size})));
+            .fixed(&json!({"size": cbd_size}));
         let config_ref: Ref<Out> = config.handle();
-        let (s, c) = (subnet_ref.clone(), config_ref.clone());
-        let endpoint = Node::new("ml/endpoint", self.thing.clone())
-            .after(&subnet_ref)
-            .after(&config_ref)
-            .spec(move |i| Ok(json!({"subnet": i.get(&s)?.id, "config": i.get(&c)?.id})));
+        let endpoint = Node::new("ml/endpoint", self.thing.clone()).spec(
+            (subnet_ref.ready(), config_ref.ready()),
+            |(s, c)| json!({"subnet": s.id, "config": c.id}),
+        );
         for n in [vpc, subnet, config, endpoint] {
             g.add(n).unwrap();
         }
         let e: Ref<Out> = Ref::new("ml/endpoint");
-        g.set_outputs(Box::new(move |i| {
-            Ok(BTreeMap::from([(
-                "endpoint".to_string(),
-                json!(i.get(&e)?.id),
-            )]))
+        g.set_outputs(Derived::new(e.ready(), |e| {
+            BTreeMap::from([("endpoint".to_string(), json!(e.id))])
         }));
         g
     }
@@ -401,9 +410,11 @@ async fn the_intent_is_recorded_before_the_create_call() {
     let r = &state.resources[&LogicalId::from("net/subnet")];
     assert_eq!(r.status, Status::Creating);
     assert_eq!(r.physical_id, None);
-    assert_eq!(
-        r.token,
-        token_for("streamlit-app-test", &"net/subnet".into(), 0)
+    // The token the call carried, recorded before it was made.
+    let sent = w.cloud.tokens.lock().unwrap().clone();
+    assert!(
+        sent.contains(&("net/subnet".to_string(), r.token.clone())),
+        "{sent:?}"
     );
 }
 
@@ -595,7 +606,7 @@ async fn resources_dropped_from_the_config_are_deleted() {
     g.add(
         Node::new("net/vpc", w.slow.clone())
             .named("vpc")
-            .spec(|_| Ok(json!({"size": 1}))),
+            .fixed(&json!({"size": 1})),
     )
     .unwrap();
     let plan = w.plan(&g).await;
@@ -658,12 +669,10 @@ async fn down_refuses_a_resource_of_another_stack() {
 async fn a_dependent_that_only_needs_a_name_starts_before_the_wait_ends() {
     let w = world();
     let mut g = Graph::new();
-    let parent = Node::new("ml/endpoint", w.slow.clone()).spec(|_| Ok(json!({"size": 1})));
+    let parent = Node::new("ml/endpoint", w.slow.clone()).fixed(&json!({"size": 1}));
     let pref: Ref<Out> = parent.handle();
-    let r = pref.clone();
-    let child = Node::new("web/role", w.thing.clone())
-        .after_exists(&pref)
-        .spec(move |i| Ok(json!({"arn": i.get(&r)?.id})));
+    let child =
+        Node::new("web/role", w.thing.clone()).spec(pref.exists(), |p| json!({"arn": p.id}));
     g.add(parent).unwrap();
     g.add(child).unwrap();
     w.up(g).await.unwrap();
@@ -683,12 +692,63 @@ async fn plan_reads_only() {
 }
 
 #[test]
-fn tokens_are_stable_and_distinct() {
-    let a = token_for("s", &"x".into(), 0);
-    assert_eq!(a, token_for("s", &"x".into(), 0));
-    assert_ne!(a, token_for("s", &"x".into(), 1));
-    assert_ne!(a, token_for("s", &"y".into(), 0));
-    assert_eq!(a.len(), 32);
+fn fresh_tokens_are_32_hex_digits_and_never_repeat() {
+    let tokens: std::collections::BTreeSet<String> = (0..1000)
+        .map(|_| fresh_token("s", &"x".into(), 0))
+        .collect();
+    assert_eq!(tokens.len(), 1000);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
+}
+
+/// ACM answers a token it saw in the last hour with the certificate it made then: a `down` and
+/// `up` must not send the same token again. A rerun after a crash must, to find its resource.
+#[tokio::test]
+async fn each_create_attempt_has_its_own_token_and_a_rerun_keeps_the_intents() {
+    let w = world();
+    w.cloud
+        .fail_create
+        .lock()
+        .unwrap()
+        .push("net/subnet".into());
+    w.up(w.graph(1, "a", 1)).await.unwrap_err();
+    w.cloud.fail_create.lock().unwrap().clear();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let sent = |id: &str| -> Vec<String> {
+        w.cloud
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, t)| t.clone())
+            .collect()
+    };
+    let subnet = sent("net/subnet");
+    assert_eq!(subnet.len(), 2);
+    assert_eq!(
+        subnet[0], subnet[1],
+        "the rerun of a recorded intent keeps its token"
+    );
+
+    let first = w.state().await;
+    w.down().await.unwrap();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let second = w.state().await;
+    for (id, record) in &second.resources {
+        assert_ne!(
+            first.resources[id].token, record.token,
+            "{id}: up after down reused a token"
+        );
+    }
+    // A replacement is a new create too.
+    w.up(w.graph(1, "b", 1)).await.unwrap();
+    let replaced = w.state().await;
+    let id = LogicalId::from("net/subnet");
+    assert_ne!(replaced.resources[&id].token, second.resources[&id].token);
 }
 
 #[test]
@@ -745,10 +805,8 @@ async fn settings_aws_hides_count_as_applied_only_after_a_whole_create() {
     let w = world();
     let graph = || {
         let mut g = Graph::new();
-        g.add(
-            Node::new("x/thing", w.thing.clone()).spec(|_| Ok(json!({"zone": "a", "secret": "s"}))),
-        )
-        .unwrap();
+        g.add(Node::new("x/thing", w.thing.clone()).fixed(&json!({"zone": "a", "secret": "s"})))
+            .unwrap();
         g
     };
     w.up(graph()).await.unwrap();
@@ -775,4 +833,61 @@ async fn settings_aws_hides_count_as_applied_only_after_a_whole_create() {
     assert_eq!(step.changes[0].old, None);
     w.up(graph()).await.unwrap();
     assert!(!w.plan(&graph()).await.has_changes());
+}
+
+#[test]
+fn the_registry_refuses_two_kinds_of_one_name() {
+    let w = world();
+    let mut kinds = Kinds::of([w.thing.clone(), w.slow.clone()]).unwrap();
+    let again: Arc<dyn Kind> = Arc::new(FakeKind {
+        cloud: w.cloud.clone(),
+        replace_on: &[],
+        create_before_delete: false,
+        slow: false,
+        hidden: &[],
+    });
+    let err = kinds.add(again.clone()).unwrap_err();
+    assert_eq!(err, DuplicateKind("fake.thing".into()));
+    assert!(err.to_string().contains("`fake.thing`"), "{err}");
+    // The first one stays: a duplicate never replaces what was registered.
+    assert!(Arc::ptr_eq(kinds.get("fake.thing").unwrap(), &w.thing));
+    assert_eq!(
+        Kinds::of([w.thing.clone(), again]).err(),
+        Some(DuplicateKind("fake.thing".into()))
+    );
+    assert_eq!(kinds.names(), ["fake.slow", "fake.thing"]);
+}
+
+/// A node that cannot start yet says what it waits for (the printer shows it with `-v`).
+#[tokio::test]
+async fn a_waiting_node_says_what_it_waits_for() {
+    let w = world();
+    w.up(w.graph(1, "a", 1)).await.unwrap();
+    let events = w.events.0.lock().unwrap().clone();
+    let blocked: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Blocked { id, on } => Some((id.to_string(), on.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        blocked.contains(&("net/subnet".into(), "net/vpc".into())),
+        "{blocked:?}"
+    );
+    // Once per change of what it waits for, not once per scheduling pass.
+    for (id, _) in &blocked {
+        let mut ons: Vec<&String> = blocked
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, on)| on)
+            .collect();
+        let n = ons.len();
+        ons.dedup();
+        assert_eq!(
+            ons.len(),
+            n,
+            "{id} said twice in a row what it waits for: {blocked:?}"
+        );
+    }
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use provision_core::resource::{Inputs, Until};
+use provision_core::input::Until;
+use provision_core::resource::LogicalId;
 use serde_json::{Value, json};
 
 use super::*;
@@ -17,7 +18,7 @@ fn project(edit: impl FnOnce(&mut Value)) -> Project {
     let mut config: Value = serde_json::from_str(&text).unwrap();
     edit(&mut config);
     let root = repo.join("examples/offline");
-    let config = provision_core::config::parse(&config.to_string(), Path::new("local.json"), &root)
+    let config = provision_config::parse(&config.to_string(), Path::new("local.json"), &root)
         .unwrap_or_else(|e| panic!("{e}"));
     Project {
         config,
@@ -47,16 +48,10 @@ fn deps(g: &Graph, id: &str) -> Vec<(String, Until)> {
     let mut d: Vec<(String, Until)> = g
         .get(&id.into())
         .unwrap_or_else(|| panic!("no node {id}"))
-        .deps
+        .deps()
         .iter()
         .map(|d| (d.id.to_string(), d.until))
         .collect();
-    d.sort_by(|a, b| a.0.cmp(&b.0));
-    d
-}
-
-fn ready(ids: &[&str]) -> Vec<(String, Until)> {
-    let mut d: Vec<(String, Until)> = ids.iter().map(|i| (i.to_string(), Until::Ready)).collect();
     d.sort_by(|a, b| a.0.cmp(&b.0));
     d
 }
@@ -89,58 +84,19 @@ fn outputs(g: &Graph) -> HashMap<LogicalId, Value> {
 
 fn spec(g: &Graph, id: &str, outputs: &HashMap<LogicalId, Value>) -> Value {
     let node = g.get(&id.into()).unwrap_or_else(|| panic!("no node {id}"));
-    Value::Object((node.spec)(&Inputs::new(outputs)).unwrap_or_else(|u| panic!("{id}: {u}")))
+    Value::Object(
+        node.settings(outputs)
+            .unwrap_or_else(|u| panic!("{id}: {u}")),
+    )
 }
 
 #[test]
-fn each_endpoint_and_function_gets_its_nodes_and_waits_only_for_what_it_uses() {
+fn each_endpoint_and_function_gets_its_nodes_and_names() {
     let project = project(|_| {});
     let kinds = kinds(&project);
     let (g, backends) = graph(&project, &kinds);
 
-    // Roles depend on nothing: they are made first and have propagated when used.
-    for role in [
-        "endpoint/sentiment-unmasking/role",
-        "endpoint/sentiment-explanations/role",
-        "function/COUNTERFACTUAL_LAMBDA/role",
-    ] {
-        assert!(deps(&g, role).is_empty(), "{role}");
-    }
-    // The HuggingFace model needs its role and policies, no image of ours.
-    assert_eq!(
-        deps(&g, "endpoint/sentiment-unmasking/model"),
-        ready(&[
-            "endpoint/sentiment-unmasking/role",
-            "endpoint/sentiment-unmasking/role/managed-policies"
-        ])
-    );
-    // The custom model also needs its image pushed.
-    assert_eq!(
-        deps(&g, "endpoint/sentiment-explanations/model"),
-        ready(&[
-            "endpoint/sentiment-explanations/role",
-            "endpoint/sentiment-explanations/role/managed-policies",
-            "image/endpoints/serverless_explanations/amd64",
-        ])
-    );
-    assert_eq!(
-        deps(&g, "endpoint/sentiment-explanations/config"),
-        ready(&["endpoint/sentiment-explanations/model"])
-    );
-    assert_eq!(
-        deps(&g, "endpoint/sentiment-explanations"),
-        ready(&["endpoint/sentiment-explanations/config"])
-    );
-    assert_eq!(
-        deps(&g, "function/COUNTERFACTUAL_LAMBDA"),
-        ready(&[
-            "function/COUNTERFACTUAL_LAMBDA/role",
-            "function/COUNTERFACTUAL_LAMBDA/role/managed-policies",
-            "function/COUNTERFACTUAL_LAMBDA/role/policy",
-            "image/functions/text_counterfactuals/amd64",
-        ])
-    );
-
+    // What each node waits for is in the graph snapshots (crate::tests).
     // Names: functions after their variable, endpoints as the config says.
     assert_eq!(
         g.get(&"function/COUNTERFACTUAL_LAMBDA".into())
@@ -464,7 +420,7 @@ fn the_app_receives_each_backend_name_under_its_variable() {
     let kinds = kinds(&project);
     let (g, backends) = graph(&project, &kinds);
     let out = outputs(&g);
-    let values = (backends.outputs())(&Inputs::new(&out)).unwrap();
+    let values = backends.outputs().eval(&out).unwrap();
     assert_eq!(
         values["COUNTERFACTUAL_LAMBDA"],
         "streamlit-app-local-counterfactual-lambda"
@@ -475,7 +431,7 @@ fn the_app_receives_each_backend_name_under_its_variable() {
         "sentiment-explanations"
     );
     assert!(
-        (backends.outputs())(&Inputs::new(&HashMap::new())).is_err(),
+        backends.outputs().eval(&HashMap::new()).is_err(),
         "known only once created"
     );
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use provision_aws::Aws;
 use provision_check::{Area, Finding, Severity};
-use provision_core::config::Checks;
+use provision_config::Checks;
 use provision_core::engine::{Engine, Prepared, RunError};
 use provision_core::graph::Graph;
 use provision_core::plan::{Action, Plan};

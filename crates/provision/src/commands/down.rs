@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use provision_core::config::Checks;
+use provision_config::Checks;
 use provision_core::engine::StateHandle;
 
 use provision_stack::{Clients, Kinds};
@@ -62,7 +62,14 @@ pub(crate) async fn down(
             }
         }
         let handle = StateHandle::new(store.clone(), state);
-        Ok(Some(engine.destroy(handle, &kinds.registry()).await?))
+        Ok(Some(
+            engine
+                .destroy(
+                    handle,
+                    &kinds.registry().map_err(|e| Failure::new(e.to_string()))?,
+                )
+                .await?,
+        ))
     })
     .await?;
     if let Some(s) = &summary {

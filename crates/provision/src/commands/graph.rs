@@ -4,11 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use provision_aws::Aws;
-use provision_core::config::Checks;
-
-use provision_core::resource::Until;
+use provision_config::Checks;
 use provision_stack::{Clients, Kinds};
-use serde_json::json;
 
 use crate::cli::Global;
 use crate::printer::{self, Printer};
@@ -35,71 +32,14 @@ pub(crate) fn graph(
     let kinds = Kinds::new(&clients, &session.project);
     let graph = provision_stack::graph(&session.project, &kinds)
         .map_err(|e| Failure::new(e.to_string()))?;
-    let order = graph.order().map_err(|e| Failure::new(e.to_string()))?;
-    let nodes: Vec<&provision_core::resource::Node> =
-        order.iter().filter_map(|id| graph.get(id)).collect();
+    let stack = session.project.stack_name();
+    let failed = |e: provision_core::graph::GraphError| Failure::new(e.to_string());
     if json {
-        let items: Vec<serde_json::Value> = nodes
-            .iter()
-            .map(|n| {
-                json!({
-                    "id": n.id,
-                    "kind": n.kind.name(),
-                    "noun": n.kind.noun(),
-                    "name": n.name,
-                    "deps": n.deps.iter().map(|d| json!({
-                        "id": d.id,
-                        "until": match d.until { Until::Ready => "ready", Until::Exists => "exists" },
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        printer::print_json(&json!({ "stack": session.project.stack_name(), "nodes": items }))?;
+        printer::print_json(&graph.render_json(&stack).map_err(failed)?)?;
     } else if dot {
-        let mut text = format!(
-            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n",
-            session.project.stack_name()
-        );
-        for n in &nodes {
-            text.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\"];\n",
-                n.id,
-                n.id,
-                n.kind.noun()
-            ));
-            for d in &n.deps {
-                let style = if d.until == Until::Exists {
-                    " [style=dashed]"
-                } else {
-                    ""
-                };
-                text.push_str(&format!("  \"{}\" -> \"{}\"{style};\n", d.id, n.id));
-            }
-        }
-        text.push_str("}\n");
-        printer::print_text(&text)?;
+        printer::print_text(&graph.render_dot(&stack).map_err(failed)?)?;
     } else {
-        let mut text = String::new();
-        for n in &nodes {
-            let deps: Vec<String> = n
-                .deps
-                .iter()
-                .map(|d| {
-                    if d.until == Until::Exists {
-                        format!("{} (exists)", d.id)
-                    } else {
-                        d.id.to_string()
-                    }
-                })
-                .collect();
-            let after = if deps.is_empty() {
-                String::new()
-            } else {
-                format!("  after {}", deps.join(", "))
-            };
-            text.push_str(&format!("{}  {}{after}\n", n.id, n.kind.noun()));
-        }
-        printer::print_text(&text)?;
+        printer::print_text(&graph.render_text().map_err(failed)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

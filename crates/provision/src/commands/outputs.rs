@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use provision_core::config::Checks;
+use provision_config::Checks;
 
 use crate::cli::Global;
 use crate::printer::{self, Printer};

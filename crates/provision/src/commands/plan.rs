@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use provision_core::config::Checks;
+use provision_config::Checks;
 
 use provision_stack::{Clients, Kinds};
 use serde_json::json;

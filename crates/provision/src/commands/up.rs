@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use provision_core::config::Checks;
+use provision_config::Checks;
 use provision_core::engine::StateHandle;
 use provision_core::plan::Action;
 
@@ -70,7 +70,12 @@ pub(crate) async fn up(
         }
         let handle = StateHandle::new(store.clone(), state);
         let summary = engine
-            .apply(Arc::new(graph), prepared, handle.clone(), &kinds.registry())
+            .apply(
+                Arc::new(graph),
+                prepared,
+                handle.clone(),
+                &kinds.registry().map_err(|e| Failure::new(e.to_string()))?,
+            )
             .await?;
         Ok((handle.snapshot().await.outputs, Some(summary)))
     })

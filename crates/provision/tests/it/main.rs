@@ -28,6 +28,7 @@ mod network;
 mod ownership;
 mod pipe;
 mod printer;
+mod redeploy;
 mod remote_state;
 mod secrets;
 mod strict;

@@ -2,12 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+mod render;
+
 use serde_json::Value;
 
-use crate::resource::{Inputs, LogicalId, Node, Unresolved};
+use crate::input::{Derived, Ref, Unresolved};
+use crate::resource::{LogicalId, Node};
 
-pub type OutputsFn =
-    Box<dyn Fn(&Inputs<'_>) -> Result<BTreeMap<String, Value>, Unresolved> + Send + Sync>;
+/// The stack's outputs (`api_url`, names), derived from what its resources publish.
+pub type StackOutputs = Derived<BTreeMap<String, Value>>;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GraphError {
@@ -26,7 +29,7 @@ pub enum GraphError {
 pub struct Graph {
     nodes: Vec<Node>,
     index: HashMap<LogicalId, usize>,
-    outputs: OutputsFn,
+    outputs: StackOutputs,
 }
 
 impl Default for Graph {
@@ -40,7 +43,7 @@ impl Graph {
         Graph {
             nodes: Vec::new(),
             index: HashMap::new(),
-            outputs: Box::new(|_| Ok(BTreeMap::new())),
+            outputs: Derived::new((), |()| BTreeMap::new()),
         }
     }
 
@@ -53,13 +56,29 @@ impl Graph {
         Ok(())
     }
 
-    /// Sets how the stack's outputs (`api_url`, names) derive from its resources' outputs.
-    pub fn set_outputs(&mut self, f: OutputsFn) {
-        self.outputs = f;
+    /// Adds `node` and returns a typed handle on its outputs, for the nodes that read them.
+    pub fn insert<T>(&mut self, node: Node) -> Result<Ref<T>, GraphError> {
+        let handle = node.handle();
+        self.add(node)?;
+        Ok(handle)
     }
 
-    pub fn outputs(&self, inputs: &Inputs<'_>) -> Result<BTreeMap<String, Value>, Unresolved> {
-        (self.outputs)(inputs)
+    /// Sets how the stack's outputs (`api_url`, names) derive from its resources' outputs.
+    pub fn set_outputs(&mut self, outputs: StackOutputs) {
+        self.outputs = outputs;
+    }
+
+    /// The stack's outputs, from the outputs its resources published.
+    pub fn outputs(
+        &self,
+        published: &HashMap<LogicalId, Value>,
+    ) -> Result<BTreeMap<String, Value>, Unresolved> {
+        self.outputs.eval(published)
+    }
+
+    /// What the stack's outputs read.
+    pub fn output_deps(&self) -> &[crate::input::Dep] {
+        self.outputs.deps()
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -77,7 +96,7 @@ impl Graph {
     /// Checks every dependency exists and there is no cycle; returns a dependency-first order.
     pub fn order(&self) -> Result<Vec<LogicalId>, GraphError> {
         for n in &self.nodes {
-            for d in &n.deps {
+            for d in n.deps() {
                 if !self.index.contains_key(&d.id) {
                     return Err(GraphError::MissingDependency {
                         node: n.id.clone(),
@@ -86,10 +105,23 @@ impl Graph {
                 }
             }
         }
+        for d in self.outputs.deps() {
+            if !self.index.contains_key(&d.id) {
+                return Err(GraphError::MissingDependency {
+                    node: LogicalId::from("the stack's outputs"),
+                    missing: d.id.clone(),
+                });
+            }
+        }
         let edges: Vec<(LogicalId, Vec<LogicalId>)> = self
             .nodes
             .iter()
-            .map(|n| (n.id.clone(), n.deps.iter().map(|d| d.id.clone()).collect()))
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    n.deps().iter().map(|d| d.id.clone()).collect(),
+                )
+            })
             .collect();
         topological(&edges)
     }

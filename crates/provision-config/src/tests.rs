@@ -23,7 +23,7 @@ fn project() -> tempfile::TempDir {
 }
 
 fn example() -> Value {
-    serde_json::from_str(include_str!("../../../../config/default.json")).unwrap()
+    serde_json::from_str(include_str!("../../../config/default.json")).unwrap()
 }
 
 fn check(config: &Value, root: &Path) -> Result<Config, ConfigError> {
@@ -34,8 +34,8 @@ fn check(config: &Value, root: &Path) -> Result<Config, ConfigError> {
 fn the_example_configs_are_valid() {
     let dir = project();
     for text in [
-        include_str!("../../../../config/default.json"),
-        include_str!("../../../../config/local.json"),
+        include_str!("../../../config/default.json"),
+        include_str!("../../../config/local.json"),
     ] {
         let c = parse(text, Path::new("x.json"), dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.lambda_functions.len(), 1);
@@ -985,7 +985,7 @@ fn a_folder_that_symlinks_out_of_the_project_is_refused() {
 #[test]
 fn down_needs_no_folders() {
     let empty = tempfile::tempdir().unwrap();
-    let text = include_str!("../../../../config/default.json");
+    let text = include_str!("../../../config/default.json");
     assert!(parse(text, Path::new("x"), empty.path()).is_err());
     assert!(parse_with(text, Path::new("x"), empty.path(), Checks::ConfigOnly).is_ok());
 }
@@ -994,7 +994,7 @@ fn down_needs_no_folders() {
 fn no_input_panics() {
     // A cheap stand-in for the fuzz target: mangled versions of the example never panic.
     let dir = project();
-    let base = include_str!("../../../../config/default.json");
+    let base = include_str!("../../../config/default.json");
     for cut in (0..base.len()).step_by(7) {
         let _ = parse(&base[..cut], Path::new("x"), dir.path());
         let mut swapped = base.as_bytes().to_vec();

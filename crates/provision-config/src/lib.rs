@@ -5,6 +5,12 @@
 //! key path (`sagemaker_endpoints[1].serverless_config.memory_size_in_mb`), a plain-words
 //! message and, for unknown keys, a did-you-mean. Nothing here touches AWS: a config that
 //! passes validation is one AWS should accept.
+//!
+//! This is the app's crate, not the engine's: `provision-core` knows resources, graphs and
+//! state, and nothing of Streamlit, `cdk.json` or HuggingFace. It is a crate of its own rather
+//! than a module of `provision-stack` because the stack links every AWS SDK crate, while the
+//! config needs none: the fuzz target and anything else that only reads configs stay a small
+//! build (`scripts/check-architecture` checks it has no SDK dependency).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,47 +21,11 @@ use serde_json::{Map, Value};
 
 pub mod huggingface;
 
+pub use provision_core::platform::Platform;
+pub use provision_core::suggest::did_you_mean;
+
 /// The application name every physical name starts with (the CDK stack's prefix).
 pub const APP_NAME: &str = "streamlit-app";
-
-/// CPU architecture of an image and of what runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    Amd64,
-    Arm64,
-}
-
-impl Platform {
-    /// The config spelling (`amd64`, `arm64`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Amd64 => "amd64",
-            Platform::Arm64 => "arm64",
-        }
-    }
-    /// OCI platform string, as builders and image indexes spell it.
-    pub fn oci(self) -> &'static str {
-        match self {
-            Platform::Amd64 => "linux/amd64",
-            Platform::Arm64 => "linux/arm64",
-        }
-    }
-    /// ECS `runtimePlatform.cpuArchitecture`.
-    pub fn ecs_cpu_architecture(self) -> &'static str {
-        match self {
-            Platform::Amd64 => "X86_64",
-            Platform::Arm64 => "ARM64",
-        }
-    }
-    /// Lambda `Architectures` entry.
-    pub fn lambda_architecture(self) -> &'static str {
-        match self {
-            Platform::Amd64 => "x86_64",
-            Platform::Arm64 => "arm64",
-        }
-    }
-}
 
 /// An IAM policy statement as the CDK stack takes it: `Allow` these actions on these resources.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -994,7 +964,7 @@ impl Validator {
             match self.function(&path.index(i), item) {
                 Some(f) => {
                     let p = path.index(i).key("environment_variable_name");
-                    let name = crate::names::dns_safe(&f.environment_variable_name);
+                    let name = provision_core::names::dns_safe(&f.environment_variable_name);
                     if name.is_empty() {
                         self.issue(
                             &p,
@@ -1520,32 +1490,6 @@ fn is_empty(v: &Value) -> bool {
         Value::Object(m) => m.is_empty(),
         _ => false,
     }
-}
-
-/// Suggests the closest of `candidates` to a mistyped `word`, if one is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let lower = word.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&lower, c), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn is_env_name(s: &str) -> bool {
