@@ -79,7 +79,9 @@ pub fn records(config: &Config) -> Vec<(&'static str, String, &'static str, Opti
 
 /// Each record the stack would create that exists already and is not recorded as ours: the
 /// create would refuse to overwrite it, at the very end of a deploy. One
-/// `ListResourceRecordSets` per record the state does not record.
+/// `ListResourceRecordSets` per record the state does not record. A record the state holds even
+/// only as an intent (a run killed between its create call and the answer) is left to the
+/// record kind, which finds the record it wrote by its recorded value.
 pub async fn dns_records(
     route53: &aws_sdk_route53::Client,
     config: &Config,
@@ -89,8 +91,7 @@ pub async fn dns_records(
     for (id, name, record_type, value) in records(config) {
         let recorded = state
             .resources
-            .get(&provision_core::LogicalId::from(id))
-            .is_some_and(|r| r.physical_id.is_some());
+            .contains_key(&provision_core::LogicalId::from(id));
         if recorded {
             continue;
         }
