@@ -159,10 +159,20 @@ pub fn served_names(environment: &str, domain_name: &str) -> Vec<String> {
     names
 }
 
-/// The certificate's names: the domain (as the seed's certificate had it) and every name
-/// served ([`served_names`]).
+/// The certificate's names: exactly the names served ([`served_names`]), the app domain first.
+///
+/// Not the bare domain outside `prod`, though the seed's certificate named it: ACM's DNS
+/// validation record for a name is the same for every certificate of the account that names
+/// it (ACM user guide, dns-validation.html: the CNAME stays valid for renewals and reuse; moto
+/// derives it from the name alone), so a `dev` certificate naming the domain would share
+/// `prod`'s validation record, and either environment's `down` would delete the record the
+/// other's renewal needs.
 pub fn certificate_spec(environment: &str, domain_name: &str) -> provision_acm::CertificateSpec {
-    provision_acm::CertificateSpec::dns(domain_name, served_names(environment, domain_name))
+    let mut names = served_names(environment, domain_name).into_iter();
+    let first = names
+        .next()
+        .unwrap_or_else(|| provision_config::app_domain(environment, domain_name));
+    provision_acm::CertificateSpec::dns(&first, names)
 }
 
 /// The record types pointing the app domain at a load balancer: `A`, and `AAAA` only when it
