@@ -30,6 +30,19 @@ fn image_key(config: &Config, repository: &str, tag: &str) -> Option<String> {
     None
 }
 
+/// The config key that names the endpoint `endpoint/<name>` (its node), if one does. An
+/// endpoint is the one resource named by the config as is, so the one whose name another
+/// environment of the account can hold (models and endpoint configurations carry the stack's
+/// name, and so cannot collide).
+fn endpoint_key(config: &Config, id: &str) -> Option<String> {
+    let name = id.strip_prefix("endpoint/")?;
+    config
+        .sagemaker_endpoints
+        .iter()
+        .position(|e| e.endpoint_name == name)
+        .map(|i| format!("sagemaker_endpoints[{i}].endpoint_name"))
+}
+
 /// The plan's read failures as findings: a foreign resource under the stack's name, an image
 /// the config names that is not in ECR, or a resource that could not be read.
 pub fn from_plan(config: &Config, failures: &[Failure]) -> Vec<Finding> {
@@ -42,9 +55,13 @@ pub fn from_plan(config: &Config, failures: &[Failure]) -> Vec<Finding> {
                 let subject = image_key(config, repository, tag).unwrap_or_else(|| id.to_string());
                 Finding::problem(Area::Images, subject, f.error.message.clone())
             } else if f.error.class == ErrorClass::Foreign {
+                let subject = match endpoint_key(config, id) {
+                    Some(key) => format!("{key} ({id}, {})", f.noun),
+                    None => format!("{id} ({})", f.noun),
+                };
                 Finding::problem(
                     Area::Names,
-                    format!("{id} ({})", f.noun),
+                    subject,
                     format!("the name is taken: {}", f.error.message),
                 )
             } else {
@@ -54,6 +71,11 @@ pub fn from_plan(config: &Config, failures: &[Failure]) -> Vec<Finding> {
                     format!("could not be read: {}", f.error.message),
                 )
             };
+            if f.error.class == ErrorClass::Foreign && endpoint_key(config, id).is_some() {
+                return finding.hint(
+                    "endpoint names are used as the config gives them: give this environment's endpoints names of their own (and update whatever refers to them, such as a function's environment)",
+                );
+            }
             match &f.error.hint {
                 Some(h) => finding.hint(h.clone()),
                 None => finding,
@@ -62,10 +84,14 @@ pub fn from_plan(config: &Config, failures: &[Failure]) -> Vec<Finding> {
         .collect()
 }
 
-/// The DNS records the stack writes under fixed names: the app domain's alias `A` record
-/// (`web/dns/app`) and, in `prod`, the `prod.<domain>` CNAME (`web/dns/prod`).
+/// The DNS records the stack writes under fixed names: the app domain's alias `A` and `AAAA`
+/// records (`web/dns/app`, `web/dns/app-aaaa`: the load balancer is dual stack) and, in
+/// `prod`, the `prod.<domain>` CNAME (`web/dns/prod`).
 pub fn records(config: &Config) -> Vec<(&'static str, String, &'static str, Option<String>)> {
-    let mut out = vec![("web/dns/app", config.app_domain(), "A", None)];
+    let mut out = vec![
+        ("web/dns/app", config.app_domain(), "A", None),
+        ("web/dns/app-aaaa", config.app_domain(), "AAAA", None),
+    ];
     if config.is_prod() {
         out.push((
             "web/dns/prod",

@@ -100,6 +100,10 @@ pub struct SagemakerEndpoint {
     pub endpoint_name: String,
     pub capacity: Capacity,
     pub model: EndpointModel,
+    /// Attach `AmazonSageMakerFullAccess` to the endpoint's role, as the CDK stack did. Off by
+    /// default: the role then gets only what the endpoint runs on (its image, its logs, its
+    /// metrics and its model data).
+    pub sagemaker_full_access: bool,
 }
 
 /// A validated deployment config.
@@ -290,6 +294,7 @@ const ENDPOINT_COMMON_KEYS: &[&str] = &[
     "endpoint_name",
     "serverless_config",
     "production_variants",
+    "sagemaker_full_access",
 ];
 
 const HUGGINGFACE_KEYS: &[&str] = &[
@@ -1195,6 +1200,7 @@ impl Validator {
             }
         });
         let capacity = self.capacity(path, map);
+        let full_access = self.boolean(path, map, "sagemaker_full_access", false);
         let model = match kind.as_deref() {
             Some("huggingface") => self.huggingface(path, map),
             _ => self.custom_model(path, map),
@@ -1229,6 +1235,7 @@ impl Validator {
             endpoint_name: endpoint_name?,
             capacity: capacity?,
             model: model?,
+            sagemaker_full_access: full_access?,
         })
     }
 

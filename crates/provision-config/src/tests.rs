@@ -74,6 +74,25 @@ fn defaults_follow_the_cdk_stack() {
     assert!(c.sagemaker_endpoints.is_empty() && c.ecs_policy_statements.is_empty());
 }
 
+/// An endpoint's role gets AmazonSageMakerFullAccess only when its config asks for it.
+#[test]
+fn sagemaker_full_access_is_off_unless_asked_for() {
+    let dir = project();
+    let mut config = example();
+    set(
+        &mut config,
+        "sagemaker_endpoints[1].sagemaker_full_access",
+        json!(true),
+    );
+    let c = check(&config, dir.path()).unwrap();
+    let asked: Vec<bool> = c
+        .sagemaker_endpoints
+        .iter()
+        .map(|e| e.sagemaker_full_access)
+        .collect();
+    assert_eq!(asked, [false, true]);
+}
+
 #[test]
 fn non_prod_environments_get_a_subdomain() {
     assert_eq!(app_domain("dev", "example.com"), "dev.example.com");
@@ -743,6 +762,18 @@ const CASES: &[Case] = &[
         |c| set(c, "sagemaker_endpoints[0].use_gpu", json!(true)),
         "sagemaker_endpoints[0].use_gpu",
         "no GPUs",
+    ),
+    (
+        "sagemaker_full_access type",
+        |c| {
+            set(
+                c,
+                "sagemaker_endpoints[1].sagemaker_full_access",
+                json!("yes"),
+            )
+        },
+        "sagemaker_endpoints[1].sagemaker_full_access",
+        "true or false",
     ),
     (
         "huggingface use_gpu type",

@@ -14,7 +14,7 @@ use provision_build::Context;
 use provision_config::Config;
 use provision_config::{EndpointModel, ImageSource, Platform};
 use provision_core::graph::{Graph, GraphError};
-use provision_core::input::Ref;
+use provision_core::input::{Derived, Ref};
 use provision_core::names;
 use provision_core::resource::{Kind, Node};
 use provision_ecr::{
@@ -44,6 +44,28 @@ pub enum Consumer {
 
 /// The Streamlit app's build folder.
 pub const APP_FOLDER: &str = "streamlit_app";
+
+/// The repository a role pulls an image from, for the role's grant.
+pub enum RepositoryArn {
+    /// A repository the stack makes: its ARN is known once it exists.
+    Made(Ref<RepositoryOut>),
+    /// A repository that exists already: its ARN is known now.
+    Known(String),
+}
+
+impl RepositoryArn {
+    /// The ARN, as an input of whatever grants the pull: it waits for a repository the stack
+    /// makes, and for nothing otherwise.
+    pub fn input(&self) -> Derived<String> {
+        let (made, known) = match self {
+            RepositoryArn::Made(r) => (Some(r.ready()), String::new()),
+            RepositoryArn::Known(arn) => (None, arn.clone()),
+        };
+        Derived::new(made, move |made: Option<RepositoryOut>| {
+            made.map_or_else(|| known.clone(), |r| r.repository_arn)
+        })
+    }
+}
 
 pub struct ImageKinds {
     pub ecr: EcrKinds,
@@ -140,12 +162,14 @@ impl<'k> Images<'k> {
         }
     }
 
+    /// The repository of a build folder, added to the graph the first time it is asked for.
     fn repository(
         &mut self,
         g: &mut Graph,
         folder: &str,
         consumer: Consumer,
     ) -> Result<Ref<RepositoryOut>, GraphError> {
+        let folder = folder.trim_matches('/');
         if let Some((r, consumers)) = self.repositories.get(folder) {
             if let Ok(mut c) = consumers.lock() {
                 c.insert(consumer);
@@ -263,6 +287,28 @@ impl<'k> Images<'k> {
             }
         }
         Ok(())
+    }
+
+    /// The repository of the image `image` names, for its consumer's pull grant: the build
+    /// folder's repository, or an existing one of the config's account and region.
+    pub fn repository_arn(
+        &mut self,
+        g: &mut Graph,
+        image: &ImageSource,
+        consumer: Consumer,
+    ) -> Result<RepositoryArn, GraphError> {
+        Ok(match image {
+            ImageSource::Build { folder } => {
+                RepositoryArn::Made(self.repository(g, folder, consumer)?)
+            }
+            ImageSource::Ecr { repository, .. } => {
+                RepositoryArn::Known(provision_iam::policy::ecr_repository_arn(
+                    &self.config.region,
+                    &self.config.account,
+                    repository,
+                ))
+            }
+        })
     }
 
     /// The image a function or endpoint config names: built from its folder, or in ECR already.

@@ -1,12 +1,12 @@
-//! A SageMaker endpoint: `endpoint/<endpoint_name>`, with its role and policies, its model
-//! (after the role, the policies and the image), its configuration (after the model), and the
-//! endpoint itself (after the configuration).
+//! A SageMaker endpoint: `endpoint/<endpoint_name>`, with its role and policies (see the
+//! module above for what they grant), its model (after the role, the policies and the image),
+//! its configuration (after the model), and the endpoint itself (after the configuration).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use provision_config::{Capacity, EndpointModel, SagemakerEndpoint, huggingface};
 use provision_core::graph::{Graph, GraphError};
-use provision_core::input::Ref;
+use provision_core::input::{Derived, Ref};
 use provision_core::resource::{LogicalId, Node};
 use provision_iam::policy;
 use provision_sagemaker::{
@@ -14,10 +14,10 @@ use provision_sagemaker::{
 };
 
 use super::{
-    EndpointHandle, EndpointOut, RoleParts, add_role, after_policies, endpoint_resource_stem,
-    endpoint_role_name, model_data_policy,
+    EndpointHandle, EndpointOut, RoleParts, add_role, after_policies, endpoint_execution_policy,
+    endpoint_resource_stem, endpoint_role_name, fixed_document, model_data_policy,
 };
-use crate::images::{Consumer, ImageOut, Images};
+use crate::images::{Consumer, ImageOut, Images, RepositoryArn};
 use crate::{Kinds, Project};
 
 /// Where an endpoint's container comes from.
@@ -31,40 +31,61 @@ enum ContainerImage {
 /// What an endpoint's model runs, and on what data.
 struct Container {
     image: ContainerImage,
+    /// The repository of its image, which its role may pull from.
+    repository: RepositoryArn,
     environment: BTreeMap<String, String>,
     model_data_bucket: Option<String>,
     model_data_url: Option<String>,
 }
 
+/// Adds the `index`-th endpoint of the config.
 pub(super) fn add(
     g: &mut Graph,
     project: &Project,
     kinds: &Kinds,
     images: &mut Images<'_>,
-    e: &SagemakerEndpoint,
+    (index, e): (usize, &SagemakerEndpoint),
 ) -> Result<EndpointHandle, GraphError> {
     let stack = project.stack_name();
-    let region = &project.config.region;
+    let config = &project.config;
+    let region = &config.region;
     let endpoint_name = e.endpoint_name.clone();
     let prefix = format!("endpoint/{endpoint_name}");
     let sm = &kinds.backends.sagemaker;
 
-    let container = container(g, region, &prefix, images, &e.model)?;
+    let container = container(g, (region, index), &prefix, images, &e.model)?;
+    let (account, name) = (config.account.clone(), endpoint_name.clone());
+    let region_of_policy = region.clone();
+    let mut inline = vec![(
+        "execution",
+        Derived::new(container.repository.input(), move |repository_arn| {
+            endpoint_execution_policy(&region_of_policy, &account, &name, &repository_arn)
+        }),
+    )];
+    if let Some(d) = model_data_policy(
+        region,
+        container.model_data_bucket.as_deref(),
+        container.model_data_url.as_deref(),
+    ) {
+        inline.push(("model-data", fixed_document(d)));
+    }
+    let managed = if e.sagemaker_full_access {
+        BTreeSet::from([policy::aws_managed(region, policy::SAGEMAKER_FULL_ACCESS)])
+    } else {
+        BTreeSet::new()
+    };
     let (role, policies) = add_role(
         g,
         kinds,
         &prefix,
         RoleParts {
             name: endpoint_role_name(&stack, &endpoint_name),
-            service: "sagemaker.amazonaws.com",
+            trust: policy::sagemaker_inference_trust(region, &config.account),
             description: format!("Execution role of the SageMaker endpoint {endpoint_name}"),
-            managed: BTreeSet::from([policy::aws_managed(region, policy::SAGEMAKER_FULL_ACCESS)]),
-            inline: model_data_policy(
-                region,
-                container.model_data_bucket.as_deref(),
-                container.model_data_url.as_deref(),
-            )
-            .map(|d| ("model-data", d)),
+            managed,
+            inline,
+            // Earlier versions attached AmazonSageMakerFullAccess to every endpoint's role.
+            narrowed: true,
         },
     )?;
 
@@ -113,10 +134,11 @@ pub(super) fn add(
     })
 }
 
-/// The model's image, environment and data, as the config describes them.
+/// The model's image, environment and data, as the config describes them (the `index`-th
+/// endpoint's, for messages).
 fn container(
     g: &mut Graph,
-    region: &str,
+    (region, index): (&str, usize),
     prefix: &str,
     images: &mut Images<'_>,
     model: &EndpointModel,
@@ -147,6 +169,16 @@ fn container(
                     })?
                 }
             };
+            // SageMaker hosts images from ECR; the role may pull from that repository only (for
+            // HuggingFace images, the Deep Learning Containers account's, in the region).
+            let repository = policy::ecr_repository_arn_of_image(&uri).ok_or_else(|| {
+                GraphError::Invalid {
+                    node: LogicalId::from(prefix),
+                    message: format!(
+                        "sagemaker_endpoints[{index}].image_uri: `{uri}` is not an ECR image (`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`); SageMaker hosts model images from ECR"
+                    ),
+                }
+            })?;
             let mut environment = BTreeMap::new();
             if let Some(m) = model_name {
                 environment.insert("HF_MODEL_ID".to_string(), m.clone());
@@ -156,6 +188,7 @@ fn container(
             }
             Container {
                 image: ContainerImage::Uri(uri),
+                repository: RepositoryArn::Known(repository),
                 environment,
                 model_data_bucket: None,
                 model_data_url: model_data_url.clone(),
@@ -169,6 +202,7 @@ fn container(
             container_environment,
         } => Container {
             image: ContainerImage::Image(images.source(g, image, *platform, Consumer::Endpoint)?),
+            repository: images.repository_arn(g, image, Consumer::Endpoint)?,
             environment: container_environment.clone(),
             model_data_bucket: model_data_bucket.clone(),
             model_data_url: model_data_url.clone(),

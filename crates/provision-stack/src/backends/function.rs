@@ -12,8 +12,8 @@ use provision_iam::policy;
 use provision_lambda::FunctionSpec;
 
 use super::{
-    FunctionHandle, FunctionOut, RoleParts, add_role, after_policies, function_name,
-    function_role_name, statements_policy,
+    FunctionHandle, FunctionOut, RoleParts, add_role, after_policies, fixed_document,
+    function_name, function_role_name, statements_policy,
 };
 use crate::images::{Consumer, Images};
 use crate::{Kinds, Project};
@@ -37,10 +37,19 @@ pub(super) fn add(
         &prefix,
         RoleParts {
             name: function_role_name(&stack, var),
-            service: "lambda.amazonaws.com",
+            // No `aws:SourceAccount`/`aws:SourceArn` condition: Lambda documents the execution
+            // role's trust policy without one, and says `aws:SourceArn` "applies only to
+            // policies where your Lambda function is the target resource" (Lambda Developer
+            // Guide, lambda-intro-execution-role); a condition on a key Lambda does not set when
+            // it assumes the role would make the function fail to start.
+            trust: policy::trust("lambda.amazonaws.com"),
             description: format!("Runs the Lambda function {name}"),
             managed: BTreeSet::from([policy::aws_managed(region, policy::LAMBDA_BASIC_EXECUTION)]),
-            inline: statements_policy(&f.policy_statements).map(|d| ("policy", d)),
+            inline: statements_policy(&f.policy_statements)
+                .map(|d| ("policy", fixed_document(d)))
+                .into_iter()
+                .collect(),
+            narrowed: false,
         },
     )?;
     let image = images.source(g, &f.image, f.platform, Consumer::Function)?;

@@ -64,7 +64,10 @@ fn outputs(g: &Graph) -> HashMap<LogicalId, Value> {
         let value = if id.ends_with("/role") {
             let name = node.name.clone().unwrap_or_default();
             json!({"role_name": name, "role_arn": format!("arn:aws:iam::123456789012:role/{name}")})
-        } else if id.starts_with("image/") && !id.ends_with("/repository") {
+        } else if id.starts_with("image/") && id.ends_with("/repository") {
+            let name = node.name.clone().unwrap_or_default();
+            json!({"repository_name": name, "repository_arn": format!("arn:aws:ecr:us-east-1:123456789012:repository/{name}"), "repository_uri": format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"), "registry_id": "123456789012"})
+        } else if id.starts_with("image/") {
             json!({"image_uri": format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{id}@sha256:abc"), "repository_name": id, "digest": "sha256:abc"})
         } else if id.ends_with("/model") {
             json!({"model_name": format!("{}-model", node.name.clone().unwrap_or_default()), "model_arn": "arn:model"})
@@ -215,8 +218,8 @@ fn settings_follow_the_config() {
 
     let role = spec(&g, "endpoint/sentiment-unmasking/role", &out);
     assert_eq!(
-        role["assume_role_policy"]["Statement"][0]["Principal"],
-        json!({"Service": "sagemaker.amazonaws.com"})
+        role["assume_role_policy"],
+        provision_iam::policy::sagemaker_inference_trust("us-east-1", "123456789012")
     );
     let managed = spec(
         &g,
@@ -225,12 +228,44 @@ fn settings_follow_the_config() {
     );
     assert_eq!(
         managed["policy_arns"],
-        json!(["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"])
+        json!([]),
+        "no managed policy unless `sagemaker_full_access` asks for one"
+    );
+    let execution = spec(&g, "endpoint/sentiment-unmasking/role/execution", &out);
+    assert_eq!(
+        execution["document"]["Statement"],
+        json!([
+            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
+            {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+             "Resource": ["arn:aws:ecr:us-east-1:763104351884:repository/huggingface-pytorch-inference"]},
+            {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+             "Resource": [
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/sentiment-unmasking",
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/sentiment-unmasking:*",
+             ]},
+            {"Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": ["*"]},
+        ])
     );
     assert!(
         g.get(&"endpoint/sentiment-unmasking/role/model-data".into())
             .is_none(),
         "no model data in S3, no S3 access"
+    );
+    // A built image: its role pulls from the folder's repository, known once it exists.
+    let built = spec(&g, "endpoint/sentiment-explanations/role/execution", &out);
+    assert_eq!(
+        built["document"]["Statement"][1]["Resource"],
+        json!([
+            "arn:aws:ecr:us-east-1:123456789012:repository/streamlit-app-local/endpoints/serverless_explanations"
+        ])
+    );
+    assert!(
+        deps(&g, "endpoint/sentiment-explanations/role/execution")
+            .iter()
+            .any(
+                |(d, u)| d == "image/endpoints/serverless_explanations/repository"
+                    && *u == Until::Ready
+            )
     );
 
     let hf = spec(&g, "endpoint/sentiment-unmasking/model", &out);
@@ -312,7 +347,8 @@ fn instances_gpu_image_overrides_and_model_data_reach_the_specs() {
         policy["document"]["Statement"],
         json!([
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::models-bucket/mlm/model.tar.gz"]},
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::models-bucket"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::models-bucket"],
+             "Condition": {"StringLike": {"s3:prefix": ["mlm/model.tar.gz"]}}},
         ])
     );
     assert!(
@@ -412,6 +448,88 @@ fn an_existing_ecr_image_is_used_as_is() {
     );
     let f = spec(&g, "function/COUNTERFACTUAL_LAMBDA", &outputs(&g));
     assert_eq!(f["architecture"], "arm64");
+    // The endpoint's role pulls from that repository of the account, and nothing waits for a
+    // repository the stack does not make.
+    let execution = spec(
+        &g,
+        "endpoint/sentiment-explanations/role/execution",
+        &outputs(&g),
+    );
+    assert_eq!(
+        execution["document"]["Statement"][1]["Resource"],
+        json!(["arn:aws:ecr:us-east-1:123456789012:repository/shared/explanations"])
+    );
+    assert_eq!(
+        deps(&g, "endpoint/sentiment-explanations/role/execution"),
+        [(
+            "endpoint/sentiment-explanations/role".to_string(),
+            Until::Ready
+        )]
+    );
+}
+
+#[test]
+fn full_sagemaker_access_only_when_asked_and_only_after_the_scoped_grants() {
+    let project = project(|c| c["sagemaker_endpoints"][1]["sagemaker_full_access"] = json!(true));
+    let kinds = kinds(&project);
+    let (g, _) = graph(&project, &kinds);
+    let out = outputs(&g);
+    let asked = spec(
+        &g,
+        "endpoint/sentiment-explanations/role/managed-policies",
+        &out,
+    );
+    assert_eq!(
+        asked["policy_arns"],
+        json!(["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"])
+    );
+    let not_asked = spec(
+        &g,
+        "endpoint/sentiment-unmasking/role/managed-policies",
+        &out,
+    );
+    assert_eq!(not_asked["policy_arns"], json!([]));
+    // A role an earlier version gave full access loses it only once the scoped grants are in.
+    for endpoint in ["sentiment-unmasking", "sentiment-explanations"] {
+        assert!(
+            deps(&g, &format!("endpoint/{endpoint}/role/managed-policies"))
+                .contains(&(format!("endpoint/{endpoint}/role/execution"), Until::Ready)),
+            "{endpoint}"
+        );
+    }
+    // A function's basic execution policy is not going anywhere: no need to wait.
+    assert_eq!(
+        deps(&g, "function/COUNTERFACTUAL_LAMBDA/role/managed-policies"),
+        [(
+            "function/COUNTERFACTUAL_LAMBDA/role".to_string(),
+            Until::Ready
+        )]
+    );
+    let role = spec(&g, "function/COUNTERFACTUAL_LAMBDA/role", &out);
+    assert!(
+        role["assume_role_policy"]["Statement"][0]
+            .get("Condition")
+            .is_none(),
+        "Lambda documents no source condition for execution roles: {role}"
+    );
+}
+
+#[test]
+fn an_image_uri_outside_ecr_is_refused_naming_the_key() {
+    let project = project(|c| {
+        c["sagemaker_endpoints"][0]["image_uri"] = json!("docker.io/huggingface/inference:1")
+    });
+    let kinds = kinds(&project);
+    let mut g = Graph::new();
+    let mut images = Images::new(&project, &kinds.images);
+    let err = match add(&mut g, &project, &kinds, &mut images) {
+        Ok(_) => panic!("a non-ECR image was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("sagemaker_endpoints[0].image_uri") && err.contains("ECR"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -441,19 +559,23 @@ fn model_data_policies_grant_exactly_what_is_read() {
     assert_eq!(model_data_policy("us-east-1", None, None), None);
     let both = model_data_policy("us-east-1", Some("b1"), Some("s3://b1/m/model.tar.gz")).unwrap();
     assert_eq!(
-        both["Statement"][0]["Resource"],
-        json!(["arn:aws:s3:::b1/*"]),
+        both["Statement"],
+        json!([
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b1/*"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::b1"]},
+        ]),
         "the bucket grant covers the object"
     );
-    assert_eq!(both["Statement"][1]["Resource"], json!(["arn:aws:s3:::b1"]));
     let two = model_data_policy("us-east-1", Some("b1"), Some("s3://b2/model.tar.gz")).unwrap();
     assert_eq!(
-        two["Statement"][0]["Resource"],
-        json!(["arn:aws:s3:::b1/*", "arn:aws:s3:::b2/model.tar.gz"])
-    );
-    assert_eq!(
-        two["Statement"][1]["Resource"],
-        json!(["arn:aws:s3:::b1", "arn:aws:s3:::b2"])
+        two["Statement"],
+        json!([
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b1/*", "arn:aws:s3:::b2/model.tar.gz"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::b1"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::b2"],
+             "Condition": {"StringLike": {"s3:prefix": ["model.tar.gz"]}}},
+        ]),
+        "listing the object's bucket is limited to the object's key"
     );
     let china = model_data_policy("cn-north-1", None, Some("s3://b/k")).unwrap();
     assert_eq!(

@@ -15,6 +15,10 @@ use provision_ec2::{
 use super::Labels;
 use crate::Project;
 
+/// The interface endpoints' security group's description (in EC2's character set for group
+/// descriptions; see `web::LOAD_BALANCER_GROUP_DESCRIPTION`).
+pub const VPC_ENDPOINTS_GROUP_DESCRIPTION: &str = "HTTPS from the VPC to its interface endpoints";
+
 /// `com.amazonaws.<region>.<service>`; China's regions prefix some services with `cn.`.
 pub fn endpoint_service(region: &str, service: &str) -> String {
     if region.starts_with("cn-") && service != "s3" {
@@ -48,7 +52,7 @@ pub(super) fn add(
         .spec(vpc.ready(), move |vpc| SecurityGroupSpec {
             vpc_id: vpc.vpc_id,
             group_name: group_name.clone(),
-            description: "HTTPS from the VPC to its interface endpoints".into(),
+            description: VPC_ENDPOINTS_GROUP_DESCRIPTION.into(),
             ingress: BTreeSet::from([IngressRule::tcp_from_cidr(443, &vpc.cidr_block)]),
         }),
     )?;

@@ -1,5 +1,6 @@
 //! The ways in and out: the internet gateway, the route tables and their subnets, the NAT
-//! gateway with its Elastic IP, and the two default routes.
+//! gateway with its Elastic IP, and the default routes: IPv4 and IPv6 (`::/0`) from the public
+//! subnets to the internet gateway, IPv4 from the private subnets to the NAT gateway.
 
 use provision_core::graph::{Graph, GraphError};
 use provision_core::input::{Ref, Until};
@@ -64,6 +65,21 @@ pub(super) fn add(
             |(table, gateway)| RouteSpec {
                 route_table_id: table.route_table_id,
                 destination_cidr_block: "0.0.0.0/0".into(),
+                gateway_id: Some(gateway.internet_gateway_id),
+                nat_gateway_id: None,
+            },
+        ),
+    )?;
+    // The public subnets are dual stack: IPv6 clients reach the load balancer through the
+    // internet gateway, which routes IPv6 itself (no NAT for IPv6). EC2 takes `::/0` as
+    // `DestinationIpv6CidrBlock` (API_CreateRoute). The table waits for the VPC to be ready,
+    // IPv6 block included (on an IPv4-only VPC being upgraded, its update associates it first).
+    g.add(
+        Node::new("network/route/public-default-ipv6", k.route.clone()).spec(
+            (public_table.ready(), internet_gateway.ready()),
+            |(table, gateway)| RouteSpec {
+                route_table_id: table.route_table_id,
+                destination_cidr_block: "::/0".into(),
                 gateway_id: Some(gateway.internet_gateway_id),
                 nat_gateway_id: None,
             },

@@ -1,6 +1,7 @@
-//! The certificate for the domain and the app domain, validated by DNS: ACM names a record per
-//! name, provision writes each into the hosted zone, and the validation waits until ACM has
-//! issued the certificate.
+//! The certificate for the domain and every name served at the load balancer (the app domain,
+//! and `prod.<domain>` in prod), validated by DNS: ACM names a record per name, provision
+//! writes each into the hosted zone, and the validation waits until ACM has issued the
+//! certificate.
 
 use provision_acm::{
     CertificateOut, CertificateSpec, CertificateValidationOut, CertificateValidationSpec,
@@ -11,7 +12,7 @@ use provision_core::input::{Ref, Until};
 use provision_core::resource::Node;
 use serde_json::{Value, json};
 
-use super::WebKinds;
+use super::{WebKinds, certificate_spec};
 use crate::Project;
 
 /// Adds the certificate, its validation records and its validation; returns the validation,
@@ -23,7 +24,7 @@ pub(super) fn add(
 ) -> Result<Ref<CertificateValidationOut>, GraphError> {
     let config = &project.config;
     let zone = &config.hosted_zone_id;
-    let spec = CertificateSpec::dns(&config.domain_name, [config.app_domain()]);
+    let spec: CertificateSpec = certificate_spec(&config.environment, &config.domain_name);
     let names = spec.names();
     let certificate: Ref<CertificateOut> = g.insert(
         Node::new("web/certificate", k.acm.certificate.clone())

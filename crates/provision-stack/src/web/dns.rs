@@ -7,7 +7,7 @@ use provision_core::resource::Node;
 use provision_elbv2::LoadBalancerOut;
 use provision_route53::RecordSpec;
 
-use super::{WebKinds, alias_record_types, prod_alias};
+use super::{IP_ADDRESS_TYPE, WebKinds, alias_record_types, prod_alias};
 use crate::Project;
 
 pub(super) fn add(
@@ -17,9 +17,11 @@ pub(super) fn add(
     load_balancer: &Ref<LoadBalancerOut>,
 ) -> Result<(), GraphError> {
     let config = &project.config;
-    // The load balancer is IPv4 only (see its spec), so the app domain gets an A record. An
-    // alias needs the load balancer's DNS name, known once it exists, not once it is active.
-    for record_type in alias_record_types("ipv4") {
+    // The load balancer is dual stack (see its spec), so the app domain gets an A and an AAAA
+    // alias (Route 53 answers each from the load balancer's own addresses). An alias needs the
+    // load balancer's DNS name, known once it exists, not once it is active. `prod.<domain>`
+    // is a CNAME, which stands for every record type of its target.
+    for record_type in alias_record_types(IP_ADDRESS_TYPE) {
         let id = if record_type == "A" {
             "web/dns/app".to_string()
         } else {

@@ -18,8 +18,9 @@ use serde_json::Value;
 
 use super::{
     APP_PORT, ATTACH_RULE_PRIORITY, DEREGISTRATION_DELAY_SECONDS, HEALTH_CHECK_INTERVAL_SECONDS,
-    HEALTH_CHECK_PATH, HEALTH_CHECK_TIMEOUT_SECONDS, HEALTHY_THRESHOLD, SSL_POLICY,
-    UNHEALTHY_THRESHOLD, UNREACHABLE_SOURCE, target_group_name,
+    HEALTH_CHECK_PATH, HEALTH_CHECK_TIMEOUT_SECONDS, HEALTHY_THRESHOLD, IP_ADDRESS_TYPE,
+    LOAD_BALANCER_GROUP_DESCRIPTION, SSL_POLICY, UNHEALTHY_THRESHOLD, UNREACHABLE_SOURCE,
+    target_group_name,
 };
 use crate::network::Network;
 use crate::{Kinds, Project};
@@ -54,7 +55,10 @@ pub(super) fn add(
                 LoadBalancerSpec {
                     scheme: "internet-facing".into(),
                     load_balancer_type: "application".into(),
-                    ip_address_type: "ipv4".into(),
+                    // Dual stack: the public subnets have IPv6 /64s (ELB refuses `dualstack`
+                    // otherwise), and an existing IPv4 load balancer switches in place
+                    // (SetIpAddressType), after its subnets have theirs.
+                    ip_address_type: IP_ADDRESS_TYPE.into(),
                     subnet_ids,
                     security_group_ids: vec![group.group_id],
                 }
@@ -88,7 +92,8 @@ pub(super) fn add(
     })
 }
 
-/// `web/security-group/load-balancer`: HTTPS from anywhere, and HTTP to be redirected.
+/// `web/security-group/load-balancer`: HTTPS from anywhere, IPv4 and IPv6, and HTTP to be
+/// redirected.
 fn security_group(
     g: &mut Graph,
     stack: &str,
@@ -111,7 +116,7 @@ fn security_group(
             SecurityGroupSpec {
                 vpc_id: vpc.vpc_id,
                 group_name: group_name.clone(),
-                description: "HTTPS to the app's load balancer, and HTTP to be redirected".into(),
+                description: LOAD_BALANCER_GROUP_DESCRIPTION.into(),
                 ingress,
             }
         }),

@@ -65,6 +65,15 @@ pub const LOG_RETENTION_DAYS: i32 = 30;
 pub const UNREACHABLE_SOURCE: &str = "192.0.2.1/32";
 /// The attaching rule's priority: last, below anything anyone might add.
 pub const ATTACH_RULE_PRIORITY: i32 = 50_000;
+/// The load balancer answers on IPv4 and IPv6 (its subnets are dual stack; see
+/// [`crate::network`]), which is what the seed's `::/0` ingress rules were for.
+pub const IP_ADDRESS_TYPE: &str = "dualstack";
+/// The security groups' descriptions. EC2 allows only `a-zA-Z0-9`, spaces and
+/// `._-:/()#,@[]+=&;{}!$*` in a VPC security group's description, at most 255 characters
+/// (API_CreateSecurityGroup, GroupDescription); an apostrophe is refused.
+pub const LOAD_BALANCER_GROUP_DESCRIPTION: &str =
+    "HTTPS from anywhere to the app load balancer, and HTTP to be redirected";
+pub const SERVICE_GROUP_DESCRIPTION: &str = "The app port, from its load balancer only";
 
 /// Every web-tier kind, each built once around its client.
 pub struct WebKinds {
@@ -124,6 +133,11 @@ impl Web {
     }
 }
 
+/// The app's log group: `/ecs/<stack>/app`.
+pub fn log_group_name(stack: &str) -> String {
+    format!("/ecs/{stack}/app")
+}
+
 /// `https://<app domain>`.
 pub fn api_url(app_domain: &str) -> String {
     format!("https://{app_domain}")
@@ -134,6 +148,31 @@ pub fn api_url(app_domain: &str) -> String {
 /// no CNAME; the app is at `<environment>.<domain>` there anyway.)
 pub fn prod_alias(environment: &str, domain_name: &str) -> Option<(String, String)> {
     (environment == "prod").then(|| (format!("prod.{domain_name}"), domain_name.to_string()))
+}
+
+/// Every name with a DNS record that leads to the load balancer: the app domain (its alias
+/// records) and, in `prod`, the seed's `prod.<domain>` CNAME to it. A browser asks the load
+/// balancer for exactly these names, so the certificate must cover each one.
+pub fn served_names(environment: &str, domain_name: &str) -> Vec<String> {
+    let mut names = vec![provision_config::app_domain(environment, domain_name)];
+    names.extend(prod_alias(environment, domain_name).map(|(name, _)| name));
+    names
+}
+
+/// The certificate's names: exactly the names served ([`served_names`]), the app domain first.
+///
+/// Not the bare domain outside `prod`, though the seed's certificate named it: ACM's DNS
+/// validation record for a name is the same for every certificate of the account that names
+/// it (ACM user guide, dns-validation.html: the CNAME stays valid for renewals and reuse; moto
+/// derives it from the name alone), so a `dev` certificate naming the domain would share
+/// `prod`'s validation record, and either environment's `down` would delete the record the
+/// other's renewal needs.
+pub fn certificate_spec(environment: &str, domain_name: &str) -> provision_acm::CertificateSpec {
+    let mut names = served_names(environment, domain_name).into_iter();
+    let first = names
+        .next()
+        .unwrap_or_else(|| provision_config::app_domain(environment, domain_name));
+    provision_acm::CertificateSpec::dns(&first, names)
 }
 
 /// The record types pointing the app domain at a load balancer: `A`, and `AAAA` only when it
@@ -199,13 +238,15 @@ pub fn app_environment(project: &Project, backends: &Backends) -> BTreeMap<Strin
 
 /// Adds the web tier. Nodes, and what each waits for (`ready`, or only `exists`):
 ///
-/// - `web/certificate`: nothing. Ready once ACM has made up the validation records.
+/// - `web/certificate` (the domain and every name served): nothing. Ready once ACM has made up
+///   the validation records.
 /// - `web/certificate/validation-record/<name>`: the certificate (ready).
 /// - `web/certificate/validation`: the certificate (exists); every validation record, in order.
 ///   Ready once ISSUED.
 /// - `web/log-group`, `web/cluster`, `web/role/execution`, `web/role/task`: nothing.
-/// - `web/role/execution/managed-policies`: its role. `web/role/task/policy`: its role, and each
-///   backend (exists).
+/// - `web/role/execution/policy`: its role, the app's repository. `web/role/task/policy`: its
+///   role, and each backend (exists). `web/role/<role>/managed-policies` (none): its role; in
+///   order, the role's policy.
 /// - `web/task-definition`: the app image, both roles, the log group.
 /// - `web/security-group/load-balancer`: the VPC. `web/security-group/service`: that group.
 /// - `web/load-balancer`: its group, the public subnets; the internet gateway, in order.
@@ -213,7 +254,8 @@ pub fn app_environment(project: &Project, backends: &Backends) -> BTreeMap<Strin
 /// - `web/listener/http`: the load balancer (exists). `web/listener/http/attach-rule`: that
 ///   listener, the target group.
 /// - `web/listener/https`: the load balancer (exists), the target group, the validation.
-/// - `web/dns/app` (and `web/dns/prod` in prod): the load balancer (exists).
+/// - `web/dns/app` and `web/dns/app-aaaa` (and `web/dns/prod` in prod): the load balancer
+///   (exists).
 /// - `web/service`: the cluster, task definition, target group, its group and the private
 ///   subnets; in order, the attach rule, the private subnets' NAT route and the roles'
 ///   permissions.

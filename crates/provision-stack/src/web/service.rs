@@ -17,13 +17,14 @@ use provision_logs::{LogGroupOut, LogGroupSpec};
 use super::load_balancer::LoadBalancer;
 use super::roles::{self, Roles};
 use super::{
-    APP_PORT, CONTAINER_NAME, HEALTH_CHECK_GRACE_SECONDS, LOG_RETENTION_DAYS, TASK_CPU,
-    TASK_MEMORY, app_environment,
+    APP_PORT, CONTAINER_NAME, HEALTH_CHECK_GRACE_SECONDS, LOG_RETENTION_DAYS,
+    SERVICE_GROUP_DESCRIPTION, TASK_CPU, TASK_MEMORY, app_environment, log_group_name,
 };
 use crate::backends::Backends;
 use crate::images::{APP_FOLDER, Consumer, Images};
 use crate::network::Network;
 use crate::{Kinds, Project};
+use provision_config::ImageSource;
 
 /// What the service runs: the cluster and the task definition, with the roles' policies that
 /// must be in place first.
@@ -47,7 +48,7 @@ pub(super) fn add_task(
     let stack = project.stack_name();
     let log_group: Ref<LogGroupOut> = g.insert(
         Node::new("web/log-group", k.logs.log_group.clone())
-            .named(format!("/ecs/{stack}/app"))
+            .named(log_group_name(&stack))
             .fixed(&LogGroupSpec {
                 retention_in_days: Some(LOG_RETENTION_DAYS),
             }),
@@ -58,7 +59,11 @@ pub(super) fn add_task(
             .named(cluster_name.clone())
             .fixed(&ClusterSpec {}),
     )?;
-    let roles = roles::add(g, project, kinds, backends)?;
+    let app_image = ImageSource::Build {
+        folder: APP_FOLDER.to_string(),
+    };
+    let repository = images.repository_arn(g, &app_image, Consumer::App)?;
+    let roles = roles::add(g, project, kinds, backends, &repository)?;
 
     let image = images.build(g, APP_FOLDER, config.platform, Consumer::App)?;
     let environment = app_environment(project, backends);
@@ -122,7 +127,7 @@ pub(super) fn add_service(
             move |(vpc, lb_group)| SecurityGroupSpec {
                 vpc_id: vpc.vpc_id,
                 group_name: group_name.clone(),
-                description: "The app's port, from its load balancer only".into(),
+                description: SERVICE_GROUP_DESCRIPTION.into(),
                 ingress: BTreeSet::from([IngressRule::tcp_from_group(
                     APP_PORT,
                     &lb_group.group_id,
@@ -176,12 +181,12 @@ pub(super) fn add_service(
         // waiting for the certificate.
         .ordered_after(&lb.attach_rule, Until::Ready)
         // Tasks in the private subnets reach ECR and CloudWatch Logs through the NAT gateway.
-        .ordered_after(&net.private_egress, Until::Ready)
-        // Tasks run with the roles' permissions, which must be attached first.
-        .ordered_after(&app.roles.execution_policies, Until::Ready);
-    let service = match &app.roles.task_policy {
-        Some(p) => service.ordered_after(p, Until::Ready),
-        None => service,
-    };
+        .ordered_after(&net.private_egress, Until::Ready);
+    // Tasks run with the roles' permissions, which must be in place first.
+    let service = app
+        .roles
+        .policies
+        .iter()
+        .fold(service, |node, p| node.ordered_after(p, Until::Ready));
     g.insert(service)
 }

@@ -31,11 +31,86 @@ fn only_prod_gets_the_seeds_cname_and_never_at_the_apex() {
 }
 
 #[test]
-fn the_certificate_covers_the_domain_and_the_app_domain() {
-    let dev = CertificateSpec::dns("example.com", [app_domain("dev", "example.com")]);
-    assert_eq!(dev.names(), ["example.com", "dev.example.com"]);
-    let prod = CertificateSpec::dns("example.com", [app_domain("prod", "example.com")]);
-    assert_eq!(prod.names(), ["example.com"]);
+fn the_certificate_covers_every_name_served() {
+    let dev = certificate_spec("dev", "example.com");
+    assert_eq!(
+        dev.names(),
+        ["dev.example.com"],
+        "not the bare domain: its validation record would be prod's too"
+    );
+    assert_eq!(served_names("dev", "example.com"), ["dev.example.com"]);
+    // In prod, `prod.<domain>` is a CNAME to the domain, which is the load balancer's: a
+    // browser asks the load balancer for `prod.<domain>` too.
+    let prod: CertificateSpec = certificate_spec("prod", "example.com");
+    assert_eq!(prod.names(), ["example.com", "prod.example.com"]);
+    assert_eq!(
+        served_names("prod", "example.com"),
+        ["example.com", "prod.example.com"]
+    );
+    for env in ["dev", "prod"] {
+        let names = certificate_spec(env, "example.com").names();
+        for served in served_names(env, "example.com") {
+            assert!(names.contains(&served), "{env}: {served} not in {names:?}");
+        }
+    }
+}
+
+/// EC2's character set for a VPC security group's description (API_CreateSecurityGroup:
+/// "a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*"), at most 255 characters.
+fn ec2_accepts(description: &str) -> bool {
+    description.len() <= 255
+        && description
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c))
+}
+
+#[test]
+fn security_group_descriptions_are_in_ec2s_character_set() {
+    for d in [
+        LOAD_BALANCER_GROUP_DESCRIPTION,
+        SERVICE_GROUP_DESCRIPTION,
+        crate::network::VPC_ENDPOINTS_GROUP_DESCRIPTION,
+    ] {
+        assert!(ec2_accepts(d), "EC2 refuses the description {d:?}");
+    }
+    assert!(!ec2_accepts("The app's port"), "the apostrophe AWS refused");
+}
+
+#[test]
+fn the_execution_role_pulls_the_apps_image_and_writes_its_log_group_only() {
+    let repository =
+        "arn:aws:ecr:eu-west-1:123456789012:repository/streamlit-app-dev/streamlit_app";
+    let doc = roles::execution_policy("eu-west-1", "123456789012", "streamlit-app-dev", repository);
+    assert_eq!(
+        doc["Statement"],
+        json!([
+            {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]},
+            {"Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], "Resource": [repository]},
+            {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [
+                "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/streamlit-app-dev/app",
+                "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/streamlit-app-dev/app:*",
+            ]},
+        ])
+    );
+    // Never broader than AmazonECSTaskExecutionRolePolicy: its actions, narrowed to the app's
+    // own repository and log group (only the token, which has no resource, stays on `*`).
+    let seed: std::collections::BTreeSet<&str> = [
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    ]
+    .into();
+    for statement in doc["Statement"].as_array().unwrap() {
+        for action in statement["Action"].as_array().unwrap() {
+            assert!(seed.contains(action.as_str().unwrap()), "{action}");
+        }
+        if statement["Resource"] == json!(["*"]) {
+            assert_eq!(statement["Action"], json!(["ecr:GetAuthorizationToken"]));
+        }
+    }
 }
 
 #[test]

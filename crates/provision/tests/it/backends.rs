@@ -294,16 +294,22 @@ async fn endpoints_and_functions_deploy_as_configured_rerun_unchanged_update_in_
     );
     let (service, managed, inline) = role(&stack, role_name).await;
     assert_eq!(service, "sagemaker.amazonaws.com");
-    assert_eq!(
-        managed,
-        ["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"]
+    assert!(
+        managed.is_empty(),
+        "no full access unless asked: {managed:?}"
     );
     assert_eq!(
         inline["model-data"]["Statement"],
         json!([
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [format!("arn:aws:s3:::{MODELS_BUCKET}/unmasking/model.tar.gz")]},
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [format!("arn:aws:s3:::{MODELS_BUCKET}")]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [format!("arn:aws:s3:::{MODELS_BUCKET}")],
+             "Condition": {"StringLike": {"s3:prefix": ["unmasking/model.tar.gz"]}}},
         ])
+    );
+    assert_eq!(
+        inline["execution"]["Statement"][1]["Resource"],
+        json!(["arn:aws:ecr:us-east-1:763104351884:repository/huggingface-pytorch-inference"]),
+        "it pulls its own image's repository only"
     );
 
     // Two endpoints built from one folder: one image, pushed once, with their own environments.
@@ -351,16 +357,17 @@ async fn endpoints_and_functions_deploy_as_configured_rerun_unchanged_update_in_
         "streamlit-app-local-sentiment-explanations-endpoint",
     )
     .await;
-    assert!(inline.is_empty(), "no model data, no S3 access: {inline:?}");
+    assert_eq!(
+        inline.keys().collect::<Vec<_>>(),
+        ["execution"],
+        "no model data, no S3 access: {inline:?}"
+    );
     let (_, managed, inline) = role(
         &stack,
         "streamlit-app-local-sentiment-explanations-large-endpoint",
     )
     .await;
-    assert_eq!(
-        managed,
-        ["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"]
-    );
+    assert!(managed.is_empty(), "{managed:?}");
     assert_eq!(
         inline["model-data"]["Statement"],
         json!([

@@ -148,6 +148,36 @@ impl Stack {
         stack
     }
 
+    /// The same project in another environment (its stack, state and names its own).
+    pub fn with_environment(mut self, environment: &str) -> Self {
+        self.environment = environment.to_string();
+        self.config["environment"] = Value::String(environment.to_string());
+        self.write_config();
+        self
+    }
+
+    /// Another project, made from `examples/offline/` like this one, deploying to the same
+    /// emulator and hosted zone in `environment`: for environments side by side in one account
+    /// and region. This stack keeps the emulator running; drop the sibling first.
+    pub fn sibling(&self, environment: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&workspace_root().join("examples/offline"), dir.path())
+            .expect("the offline example copies");
+        let mut config = self.config.clone();
+        config["environment"] = Value::String(environment.to_string());
+        let sibling = Stack {
+            emulator: None,
+            endpoint: self.endpoint.clone(),
+            environment: environment.to_string(),
+            dir,
+            config,
+            sdk: self.sdk.clone(),
+            proxy: None,
+        };
+        sibling.write_config();
+        sibling
+    }
+
     /// Sends the binary's calls through a proxy, configured by `f` from a plain forwarding one.
     pub async fn through_proxy(mut self, f: impl FnOnce(ProxyConfig) -> ProxyConfig) -> Self {
         let proxy = Proxy::start(f(ProxyConfig::new(self.endpoint.clone())))

@@ -147,13 +147,15 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
         .await
         .unwrap();
     let cert = cert.certificate().unwrap();
-    assert_eq!(cert.domain_name(), Some(DOMAIN));
+    // Exactly the name served: not the bare domain, whose validation record prod's
+    // certificate would share.
+    assert_eq!(cert.domain_name(), Some(APP_DOMAIN));
     let sans: BTreeSet<&str> = cert
         .subject_alternative_names()
         .iter()
         .map(String::as_str)
         .collect();
-    assert!(sans.contains(APP_DOMAIN), "{sans:?}");
+    assert_eq!(sans, BTreeSet::from([APP_DOMAIN]), "{sans:?}");
     assert_eq!(cert.status().map(|s| s.as_str()), Some("ISSUED"));
     let tags = acm
         .list_tags_for_certificate()
@@ -188,7 +190,7 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
     assert_eq!(outputs["load_balancer_dns"], lb.dns_name().unwrap());
     assert_eq!(lb.scheme().map(|s| s.as_str()), Some("internet-facing"));
     assert_eq!(lb.r#type().map(|s| s.as_str()), Some("application"));
-    assert_eq!(lb.ip_address_type().map(|s| s.as_str()), Some("ipv4"));
+    assert_eq!(lb.ip_address_type().map(|s| s.as_str()), Some("dualstack"));
     let ec2 = stack.ec2();
     let lb_subnets: Vec<String> = lb
         .availability_zones()
@@ -342,9 +344,11 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
         alias.hosted_zone_id(),
         lb.canonical_hosted_zone_id().unwrap()
     );
-    assert!(
-        record(&all, APP_DOMAIN, "AAAA").is_none(),
-        "IPv4 only, so no AAAA"
+    let aaaa =
+        record(&all, APP_DOMAIN, "AAAA").expect("an AAAA alias: the load balancer is dual stack");
+    assert_eq!(
+        aaaa.alias_target().map(|a| a.dns_name()),
+        Some(alias.dns_name())
     );
     assert!(
         record(&all, DOMAIN, "CNAME").is_none(),
@@ -480,9 +484,30 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
         .iter()
         .filter_map(|p| p.policy_arn())
         .collect();
-    assert_eq!(
-        attached,
-        ["arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"]
+    assert!(
+        attached.is_empty(),
+        "no managed policy: the execution role's grants are scoped to the app: {attached:?}"
+    );
+    let pull_and_log = iam
+        .get_role_policy()
+        .role_name(EXECUTION_ROLE)
+        .policy_name("pull-and-log")
+        .send()
+        .await
+        .unwrap();
+    let pull_and_log = document(pull_and_log.policy_document());
+    let statements = pull_and_log["Statement"].as_array().unwrap();
+    assert!(
+        statements.iter().any(|s| s["Resource"][0]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&format!("repository/{STACK}/streamlit_app")))),
+        "{pull_and_log}"
+    );
+    assert!(
+        statements.iter().any(|s| s["Resource"][0]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&format!("log-group:{LOG_GROUP}")))),
+        "{pull_and_log}"
     );
     let task = iam.get_role().role_name(TASK_ROLE).send().await.unwrap();
     let task = task.role().unwrap();
@@ -773,9 +798,10 @@ async fn prod_serves_the_domain_itself_and_keeps_the_seeds_cname() {
         .iter()
         .map(String::as_str)
         .collect();
-    assert!(
-        names.iter().all(|n| *n == DOMAIN),
-        "prod's certificate is for the domain only: {names:?}"
+    assert_eq!(
+        names,
+        BTreeSet::from([DOMAIN, "prod.example.test"]),
+        "prod's certificate covers the domain and prod.<domain>, whose CNAME leads to the load balancer"
     );
 
     let all = records(&stack).await;
