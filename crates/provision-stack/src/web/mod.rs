@@ -168,11 +168,11 @@ pub fn served_names(environment: &str, domain_name: &str) -> Vec<String> {
 /// `prod`'s validation record, and either environment's `down` would delete the record the
 /// other's renewal needs.
 pub fn certificate_spec(environment: &str, domain_name: &str) -> provision_acm::CertificateSpec {
-    let mut names = served_names(environment, domain_name).into_iter();
-    let first = names
-        .next()
-        .unwrap_or_else(|| provision_config::app_domain(environment, domain_name));
-    provision_acm::CertificateSpec::dns(&first, names)
+    // The app domain, then the rest of `served_names` (a unit test holds the two equal).
+    provision_acm::CertificateSpec::dns(
+        &provision_config::app_domain(environment, domain_name),
+        prod_alias(environment, domain_name).map(|(name, _)| name),
+    )
 }
 
 /// The record types pointing the app domain at a load balancer: `A`, and `AAAA` only when it

@@ -1,16 +1,7 @@
 //! Drift: `refresh` reports what changed behind provision's back without changing anything,
 //! `plan` shows how `up` would put it back, and `up` does.
 
-use aws_sdk_ec2::types::Filter;
-
 use crate::support::Stack;
-
-fn ours(stack: &Stack) -> Filter {
-    Filter::builder()
-        .name("tag:provision:stack")
-        .values(stack.stack_name())
-        .build()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_reported_then_repaired() {
@@ -28,7 +19,7 @@ async fn drift_is_reported_then_repaired() {
     let ec2 = stack.ec2();
     let subnets = ec2
         .describe_subnets()
-        .filters(ours(&stack))
+        .filters(stack.tag_filter())
         .send()
         .await
         .unwrap();
@@ -52,7 +43,7 @@ async fn drift_is_reported_then_repaired() {
         .unwrap();
     let endpoints = ec2
         .describe_vpc_endpoints()
-        .filters(ours(&stack))
+        .filters(stack.tag_filter())
         .send()
         .await
         .unwrap();
@@ -128,7 +119,7 @@ async fn drift_is_reported_then_repaired() {
     );
     let endpoints = ec2
         .describe_vpc_endpoints()
-        .filters(ours(&stack))
+        .filters(stack.tag_filter())
         .send()
         .await
         .unwrap();

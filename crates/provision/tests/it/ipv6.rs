@@ -10,10 +10,9 @@
 
 use std::net::Ipv6Addr;
 
-use aws_sdk_ec2::types::Filter;
 use serde_json::{Value, json};
 
-use crate::support::{Stack, mutating_calls, mutating_operations};
+use crate::support::{Stack, mutating_calls, mutating_operations, record};
 
 const APP_DOMAIN: &str = "local.example.test";
 const LOAD_BALANCER: &str = "streamlit-app-local-alb";
@@ -24,18 +23,11 @@ fn no_backends(c: &mut Value) {
     c["sagemaker_endpoints"] = json!([]);
 }
 
-fn tagged(stack: &Stack) -> Filter {
-    Filter::builder()
-        .name("tag:provision:stack")
-        .values(stack.stack_name())
-        .build()
-}
-
 async fn vpc(stack: &Stack) -> aws_sdk_ec2::types::Vpc {
     let out = stack
         .ec2()
         .describe_vpcs()
-        .filters(tagged(stack))
+        .filters(stack.tag_filter())
         .send()
         .await
         .unwrap();
@@ -97,7 +89,7 @@ async fn subnets(stack: &Stack) -> Vec<aws_sdk_ec2::types::Subnet> {
     stack
         .ec2()
         .describe_subnets()
-        .filters(tagged(stack))
+        .filters(stack.tag_filter())
         .send()
         .await
         .unwrap()
@@ -110,7 +102,7 @@ async fn route_tables(stack: &Stack) -> Vec<aws_sdk_ec2::types::RouteTable> {
     stack
         .ec2()
         .describe_route_tables()
-        .filters(tagged(stack))
+        .filters(stack.tag_filter())
         .send()
         .await
         .unwrap()
@@ -130,21 +122,7 @@ async fn load_balancer(stack: &Stack) -> aws_sdk_elasticloadbalancingv2::types::
 }
 
 async fn alias(stack: &Stack, t: &str) -> Option<aws_sdk_route53::types::ResourceRecordSet> {
-    let zone = stack.config()["hosted_zone_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = stack
-        .route53()
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
-        .await
-        .unwrap();
-    out.resource_record_sets()
-        .iter()
-        .find(|r| r.name() == format!("{APP_DOMAIN}.") && r.r#type().as_str() == t)
-        .cloned()
+    record(&stack.records().await, APP_DOMAIN, t).cloned()
 }
 
 /// Asserts the network and the load balancer are dual stack exactly as designed.
@@ -362,11 +340,7 @@ async fn make_ipv4_only(stack: &Stack) {
     }
     resources["web/load-balancer"]["settings"]["ip_address_type"] = json!("ipv4");
     resources["web/load-balancer"]["outputs"]["ip_address_type"] = json!("ipv4");
-    std::fs::write(
-        stack.state_path(),
-        serde_json::to_string_pretty(&state).unwrap(),
-    )
-    .unwrap();
+    stack.write_state(&state);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,11 +9,7 @@ use crate::support::Stack;
 fn repoint(stack: &Stack, id: &str, physical: &str) {
     let mut state = stack.state();
     state["resources"][id]["physical_id"] = physical.into();
-    std::fs::write(
-        stack.state_path(),
-        serde_json::to_string_pretty(&state).unwrap(),
-    )
-    .unwrap();
+    stack.write_state(&state);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -246,6 +246,37 @@ impl Stack {
         serde_json::from_str(&std::fs::read_to_string(self.state_path()).unwrap()).unwrap()
     }
 
+    /// Replaces the state file with `state` (for tests that play an earlier version's state or
+    /// a hand-edited one).
+    pub fn write_state(&self, state: &Value) {
+        std::fs::write(
+            self.state_path(),
+            serde_json::to_string_pretty(state).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// The EC2 filter for this stack's `provision:stack` tag.
+    pub fn tag_filter(&self) -> aws_sdk_ec2::types::Filter {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("tag:provision:stack")
+            .values(self.stack_name())
+            .build()
+    }
+
+    /// Every record set of the test's hosted zone.
+    pub async fn records(&self) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
+        let zone = self.config["hosted_zone_id"].as_str().unwrap().to_string();
+        let out = self
+            .route53()
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .send()
+            .await
+            .unwrap();
+        out.resource_record_sets().to_vec()
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -376,6 +407,17 @@ impl Stack {
 /// The number of mutating API calls a `--json` result reports.
 pub fn mutating_calls(result: &Value) -> u64 {
     result["api_calls"]["mutating"].as_u64().unwrap_or(u64::MAX)
+}
+
+/// The record of type `t` named `name` (with or without the trailing dot) among `all`.
+pub fn record<'a>(
+    all: &'a [aws_sdk_route53::types::ResourceRecordSet],
+    name: &str,
+    t: &str,
+) -> Option<&'a aws_sdk_route53::types::ResourceRecordSet> {
+    let name = format!("{}.", name.trim_end_matches('.'));
+    all.iter()
+        .find(|r| r.name() == name && r.r#type().as_str() == t)
 }
 
 /// The mutating operations a `--json` result reports, for assertion messages.

@@ -14,7 +14,7 @@ use aws_sdk_ecs::types::{ServiceField, TaskDefinitionField, TaskDefinitionStatus
 use aws_sdk_route53::types::RrType;
 use serde_json::{Value, json};
 
-use crate::support::{Stack, mutating_calls, mutating_operations};
+use crate::support::{Stack, mutating_calls, mutating_operations, record};
 
 const STACK: &str = "streamlit-app-local";
 const DOMAIN: &str = "example.test";
@@ -32,28 +32,6 @@ fn zone(stack: &Stack) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// Every record set of the test zone, as (name, type).
-async fn records(stack: &Stack) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
-    let out = stack
-        .route53()
-        .list_resource_record_sets()
-        .hosted_zone_id(zone(stack))
-        .send()
-        .await
-        .unwrap();
-    out.resource_record_sets().to_vec()
-}
-
-fn record<'a>(
-    all: &'a [aws_sdk_route53::types::ResourceRecordSet],
-    name: &str,
-    t: &str,
-) -> Option<&'a aws_sdk_route53::types::ResourceRecordSet> {
-    let name = format!("{}.", name.trim_end_matches('.'));
-    all.iter()
-        .find(|r| r.name() == name && r.r#type().as_str() == t)
 }
 
 use provision_iam::decode_document as document;
@@ -168,7 +146,7 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
             .iter()
             .any(|t| t.key() == "provision:stack" && t.value() == Some(STACK))
     );
-    let all = records(&stack).await;
+    let all = stack.records().await;
     for option in cert.domain_validation_options() {
         assert_eq!(option.validation_method().map(|m| m.as_str()), Some("DNS"));
         let rr = option.resource_record().unwrap();
@@ -333,7 +311,7 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
     );
 
     // --- DNS: the app domain is an alias of the load balancer; no CNAME at the zone apex.
-    let all = records(&stack).await;
+    let all = stack.records().await;
     let a = record(&all, APP_DOMAIN, "A").expect("an A record for the app domain");
     let alias = a.alias_target().expect("an alias");
     assert_eq!(
@@ -684,7 +662,8 @@ async fn the_web_tier_is_served_over_https_kept_updated_and_removed() {
             .is_empty(),
         "no certificate"
     );
-    let left: Vec<String> = records(&stack)
+    let left: Vec<String> = stack
+        .records()
         .await
         .iter()
         .filter(|r| !matches!(r.r#type(), RrType::Ns | RrType::Soa))
@@ -804,7 +783,7 @@ async fn prod_serves_the_domain_itself_and_keeps_the_seeds_cname() {
         "prod's certificate covers the domain and prod.<domain>, whose CNAME leads to the load balancer"
     );
 
-    let all = records(&stack).await;
+    let all = stack.records().await;
     let apex = record(&all, DOMAIN, "A").expect("the domain itself points at the load balancer");
     assert!(apex.alias_target().is_some());
     let cname =
@@ -834,7 +813,8 @@ async fn prod_serves_the_domain_itself_and_keeps_the_seeds_cname() {
         mutating_operations(&rerun)
     );
     stack.down().await;
-    let left: Vec<String> = records(&stack)
+    let left: Vec<String> = stack
+        .records()
         .await
         .iter()
         .filter(|r| !matches!(r.r#type(), RrType::Ns | RrType::Soa))
@@ -909,7 +889,7 @@ async fn a_record_someone_else_made_is_neither_overwritten_nor_deleted() {
     assert!(run.stderr.contains("will not overwrite"), "{}", run.stderr);
 
     stack.down().await;
-    let all = records(&stack).await;
+    let all = stack.records().await;
     let kept = record(&all, APP_DOMAIN, "A").expect("their record is still there");
     assert_eq!(kept.resource_records()[0].value(), "198.51.100.7");
 }
